@@ -1,0 +1,37 @@
+import { loadConfig, type Config } from './platform/config.ts';
+import { openDatabase, type Database } from './platform/database.ts';
+import { migrate } from './platform/migrate.ts';
+import { createContext, type AppContext } from './platform/context.ts';
+import { buildHttpApp, type App, type RouteModule } from './platform/http.ts';
+import { organisationRoutes } from './organisations/routes.ts';
+import { audienceRoutes } from './audience/routes.ts';
+
+/** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
+export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes];
+
+export interface Envoi {
+  config: Config;
+  database: Database;
+  ctx: AppContext;
+  http: App;
+  close(): Promise<void>;
+}
+
+/** Opens the database, applies migrations and builds the HTTP app (not yet listening). */
+export async function createEnvoi(opts: { config?: Config; database?: Database; logger?: boolean | object; ctx?: Partial<Pick<AppContext, 'now' | 'exposeTokensForTests'>> } = {}): Promise<Envoi> {
+  const config = opts.config ?? loadConfig();
+  const database = opts.database ?? (await openDatabase(config));
+  await migrate(database);
+  const ctx = createContext(config, database, opts.ctx);
+  const http = await buildHttpApp(ctx, { logger: opts.logger, routes: ROUTES });
+  return {
+    config,
+    database,
+    ctx,
+    http,
+    async close() {
+      await http.close();
+      await database.close();
+    },
+  };
+}

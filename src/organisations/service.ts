@@ -1,0 +1,162 @@
+import type { Kysely } from 'kysely';
+import type { AppContext } from '../platform/context.ts';
+import type { DB, Role } from '../platform/schema.ts';
+import { checkEmail } from '../platform/email-address.ts';
+import { badRequest, conflict, notFound, unauthorized } from '../platform/errors.ts';
+import { burnPasswordCheck, hashPassword, hashToken, randomToken, verifyPassword } from '../platform/secrets.ts';
+import { API_KEY_PREFIX, SESSION_PREFIX, keyDisplayPrefix, passwordProblem } from './rules.ts';
+
+export interface Principal {
+  orgId: string;
+  role: Role;
+  kind: 'user' | 'key';
+  /** user id or API key id */
+  id: string;
+  /** null: every audience of the organisation */
+  audienceIds: string[] | null;
+  rateLimitPerMinute: number | null;
+}
+
+const SESSION_DAYS = 14;
+
+function validEmail(input: string, field = 'email'): string {
+  const r = checkEmail(input);
+  if (!r.ok) throw badRequest('invalid_email', `${field}: ${r.reason}`);
+  return r.email;
+}
+
+function validPassword(password: string) {
+  const p = passwordProblem(password);
+  if (p) throw badRequest('weak_password', p);
+}
+
+export async function countOrganisations(ctx: AppContext): Promise<number> {
+  const r = await ctx.db.selectFrom('organisations').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+/** Creates an organisation and its first owner in one transaction. */
+export async function createOrganisation(ctx: AppContext, input: { name: string; ownerEmail: string; ownerPassword: string; ownerName?: string }) {
+  const name = input.name.trim();
+  if (!name) throw badRequest('invalid_name', 'organisation name is empty');
+  const email = validEmail(input.ownerEmail, 'owner_email');
+  validPassword(input.ownerPassword);
+  const passwordHash = await hashPassword(input.ownerPassword);
+  return ctx.db.transaction().execute(async (trx) => {
+    const org = await trx.insertInto('organisations').values({ name, settings: JSON.stringify({}) }).returning(['id', 'name', 'created_at']).executeTakeFirstOrThrow();
+    const user = await insertUser(trx, org.id, { email, name: input.ownerName ?? '', role: 'owner', passwordHash });
+    return { organisation: org, owner: user };
+  });
+}
+
+async function insertUser(db: Kysely<DB>, orgId: string, u: { email: string; name: string; role: Role; passwordHash: string }) {
+  const taken = await db.selectFrom('users').select('id').where((eb) => eb(eb.fn('lower', ['email']), '=', u.email.toLowerCase())).executeTakeFirst();
+  if (taken) throw conflict('email_taken', 'a back-office user with this email already exists');
+  return db
+    .insertInto('users')
+    .values({ org_id: orgId, email: u.email, name: u.name, role: u.role, password_hash: u.passwordHash })
+    .returning(['id', 'org_id', 'email', 'name', 'role', 'created_at'])
+    .executeTakeFirstOrThrow();
+}
+
+export async function createUser(ctx: AppContext, orgId: string, input: { email: string; password: string; role: Role; name?: string }) {
+  const email = validEmail(input.email);
+  validPassword(input.password);
+  const passwordHash = await hashPassword(input.password);
+  return insertUser(ctx.db, orgId, { email, name: input.name ?? '', role: input.role, passwordHash });
+}
+
+export async function listUsers(ctx: AppContext, orgId: string) {
+  return ctx.db.selectFrom('users').select(['id', 'email', 'name', 'role', 'created_at']).where('org_id', '=', orgId).orderBy('created_at').execute();
+}
+
+export async function login(ctx: AppContext, emailInput: string, password: string) {
+  const user = await ctx.db
+    .selectFrom('users')
+    .selectAll()
+    .where((eb) => eb(eb.fn('lower', ['email']), '=', String(emailInput).trim().toLowerCase()))
+    .executeTakeFirst();
+  if (!user) {
+    await burnPasswordCheck(password);
+    throw unauthorized('wrong email or password');
+  }
+  if (!(await verifyPassword(user.password_hash, password))) throw unauthorized('wrong email or password');
+  const token = randomToken(SESSION_PREFIX);
+  const expiresAt = new Date(ctx.now().getTime() + SESSION_DAYS * 86_400_000);
+  await ctx.db.insertInto('user_sessions').values({ user_id: user.id, token_hash: hashToken(token), expires_at: expiresAt }).execute();
+  return { token, expiresAt, user: { id: user.id, org_id: user.org_id, email: user.email, name: user.name, role: user.role } };
+}
+
+export async function logout(ctx: AppContext, token: string) {
+  await ctx.db.deleteFrom('user_sessions').where('token_hash', '=', hashToken(token)).execute();
+}
+
+export async function createApiKey(
+  ctx: AppContext,
+  orgId: string,
+  input: { name: string; role?: Role; audienceIds?: string[] | null; rateLimitPerMinute?: number },
+) {
+  const name = input.name.trim();
+  if (!name) throw badRequest('invalid_name', 'API key name is empty');
+  const audienceIds = input.audienceIds && input.audienceIds.length ? [...new Set(input.audienceIds)] : null;
+  if (audienceIds) {
+    const found = await ctx.db.selectFrom('audiences').select('id').where('org_id', '=', orgId).where('id', 'in', audienceIds).execute();
+    if (found.length !== audienceIds.length) throw badRequest('unknown_audience', 'audience_ids names an audience this organisation does not have');
+  }
+  const key = randomToken(API_KEY_PREFIX);
+  const row = await ctx.db
+    .insertInto('api_keys')
+    .values({
+      org_id: orgId,
+      name,
+      prefix: keyDisplayPrefix(key),
+      key_hash: hashToken(key),
+      role: input.role ?? 'editor',
+      audience_ids: audienceIds,
+      rate_limit_per_minute: input.rateLimitPerMinute ?? 300,
+    })
+    .returning(['id', 'name', 'prefix', 'role', 'audience_ids', 'rate_limit_per_minute', 'created_at'])
+    .executeTakeFirstOrThrow();
+  return { ...row, key };
+}
+
+export async function listApiKeys(ctx: AppContext, orgId: string) {
+  return ctx.db
+    .selectFrom('api_keys')
+    .select(['id', 'name', 'prefix', 'role', 'audience_ids', 'rate_limit_per_minute', 'created_at', 'last_used_at', 'revoked_at'])
+    .where('org_id', '=', orgId)
+    .orderBy('created_at')
+    .execute();
+}
+
+export async function revokeApiKey(ctx: AppContext, orgId: string, id: string) {
+  const r = await ctx.db.updateTable('api_keys').set({ revoked_at: ctx.now() }).where('org_id', '=', orgId).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+  if (Number(r.numUpdatedRows) === 0) throw notFound('API key');
+}
+
+/** Resolves a bearer token (API key or session) to who is calling, or null. */
+export async function authenticate(ctx: AppContext, token: string): Promise<Principal | null> {
+  const tokenHash = hashToken(token);
+  if (token.startsWith(API_KEY_PREFIX)) {
+    const key = await ctx.db.selectFrom('api_keys').selectAll().where('key_hash', '=', tokenHash).where('revoked_at', 'is', null).executeTakeFirst();
+    if (!key) return null;
+    return { orgId: key.org_id, role: key.role, kind: 'key', id: key.id, audienceIds: key.audience_ids, rateLimitPerMinute: key.rate_limit_per_minute };
+  }
+  if (token.startsWith(SESSION_PREFIX)) {
+    const s = await ctx.db
+      .selectFrom('user_sessions')
+      .innerJoin('users', 'users.id', 'user_sessions.user_id')
+      .select(['users.id', 'users.org_id', 'users.role', 'user_sessions.expires_at'])
+      .where('user_sessions.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    if (!s || s.expires_at <= ctx.now()) return null;
+    return { orgId: s.org_id, role: s.role, kind: 'user', id: s.id, audienceIds: null, rateLimitPerMinute: null };
+  }
+  return null;
+}
+
+export async function getOrganisation(ctx: AppContext, orgId: string) {
+  const org = await ctx.db.selectFrom('organisations').select(['id', 'name', 'settings', 'created_at']).where('id', '=', orgId).executeTakeFirst();
+  if (!org) throw notFound('organisation');
+  return org;
+}

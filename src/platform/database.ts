@@ -1,0 +1,124 @@
+import { mkdirSync } from 'node:fs';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import type { Config } from './config.ts';
+import type { DB } from './schema.ts';
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+export interface Database {
+  db: Kysely<DB>;
+  kind: DatabaseKind;
+  /** Runs a script of several statements (migrations). */
+  exec(script: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+// Both drivers return the same JS types: int8 as number (counts never near 2^53 here), numeric as
+// number, `date` as the ISO day string (pg would otherwise build a Date at local midnight).
+const INT8 = 20;
+const NUMERIC = 1700;
+const DATE = 1082;
+pg.types.setTypeParser(INT8, (v) => Number(v));
+pg.types.setTypeParser(NUMERIC, (v) => Number(v));
+pg.types.setTypeParser(DATE, (v) => v);
+
+export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>, opts: { poolSize?: number } = {}): Promise<Database> {
+  if (config.databaseUrl) return openPostgres(config.databaseUrl, opts.poolSize ?? 10);
+  mkdirSync(config.dataDir, { recursive: true });
+  return openPGlite(config.dataDir);
+}
+
+export async function openPostgres(url: string, poolSize = 10): Promise<Database> {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // An idle client that loses its server (restart, network) must not crash the process.
+  pool.on('error', () => {});
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  await sql`select 1`.execute(db);
+  return {
+    db,
+    kind: 'postgres',
+    async exec(script) {
+      const client = await pool.connect();
+      try {
+        await client.query(script);
+      } finally {
+        client.release();
+      }
+    },
+    close: () => db.destroy(),
+  };
+}
+
+/** `dataDir` is a folder, or `memory://` for a throwaway in-memory database (tests). */
+export async function openPGlite(dataDir: string): Promise<Database> {
+  const pglite = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir, {
+    parsers: {
+      [pgliteTypes.INT8]: (v: string) => Number(v),
+      [pgliteTypes.NUMERIC]: (v: string) => Number(v),
+      [pgliteTypes.DATE]: (v: string) => v,
+    },
+  });
+  const pool = new PGlitePool(pglite);
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as unknown as pg.Pool }) });
+  return {
+    db,
+    kind: 'pglite',
+    async exec(script) {
+      const release = await pool.lock();
+      try {
+        await pglite.exec(script);
+      } finally {
+        release();
+      }
+    },
+    close: () => db.destroy(),
+  };
+}
+
+/**
+ * PGlite is one Postgres backend in this process: one session. Kysely's Postgres dialect asks a pool
+ * for a client per query or transaction, so this pool hands out that single session to one borrower
+ * at a time; a transaction therefore owns the database until it commits, as it would own its
+ * connection on a server.
+ */
+class PGlitePool {
+  #tail: Promise<void> = Promise.resolve();
+  #ended = false;
+  constructor(private readonly pglite: PGlite) {}
+
+  lock(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => (release = r));
+    const acquired = this.#tail.then(() => release);
+    this.#tail = this.#tail.then(() => next);
+    return acquired;
+  }
+
+  async connect() {
+    if (this.#ended) throw new Error('database is closed');
+    const release = await this.lock();
+    const pglite = this.pglite;
+    return {
+      async query(text: string, params: unknown[]) {
+        // Without parameters, use the simple protocol so a multi-statement script runs as on pg.
+        if (params.length === 0) {
+          const results = await pglite.exec(text);
+          const last = results[results.length - 1];
+          return { command: 'UPDATE', rowCount: last?.affectedRows ?? 0, rows: last?.rows ?? [] };
+        }
+        const res = await pglite.query(text, params);
+        return { command: 'UPDATE', rowCount: res.affectedRows ?? 0, rows: res.rows };
+      },
+      release,
+    };
+  }
+
+  async end() {
+    this.#ended = true;
+    const release = await this.lock();
+    await this.pglite.close();
+    release();
+  }
+}

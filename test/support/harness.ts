@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { loadConfig } from '../../src/platform/config.ts';
+import { openPGlite, openPostgres, type Database } from '../../src/platform/database.ts';
+import { createEnvoi, type Envoi } from '../../src/app.ts';
+import * as orgs from '../../src/organisations/service.ts';
+
+export const ADMIN_URL = process.env.ENVOI_TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const dbKind = (process.env.ENVOI_TEST_DB ?? 'pglite') as 'pglite' | 'postgres';
+
+/** A fresh, empty database of the kind this test project runs on. */
+export async function freshDatabase(): Promise<{ database: Database; url: string | null; drop(): Promise<void> }> {
+  if (dbKind === 'pglite') {
+    const database = await openPGlite('memory://');
+    return { database, url: null, drop: async () => {} };
+  }
+  const name = `envoi_test_${Date.now()}_${randomBytes(3).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
+  const database = await openPostgres(url, 5);
+  return {
+    database,
+    url,
+    async drop() {
+      const a = new pg.Client({ connectionString: ADMIN_URL });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+export interface TestOrg {
+  orgId: string;
+  ownerToken: string;
+  apiKey: string;
+  ownerEmail: string;
+}
+
+export interface TestApp {
+  envoi: Envoi;
+  /** a mutable clock: tests move `clock.now` to cross lockout and expiry times */
+  clock: { now: Date };
+  request(method: string, url: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Record<string, any>; text: string }>;
+  createOrg(name?: string): Promise<TestOrg>;
+  close(): Promise<void>;
+}
+
+export async function startTestApp(): Promise<TestApp> {
+  const fresh = await freshDatabase();
+  const clock = { now: new Date() };
+  const config = { ...loadConfig({ ENVOI_ALLOW_SIGNUP: 'true', ENVOI_SECRET: 'test-secret-test-secret-test-secret!' }), databaseUrl: fresh.url };
+  const envoi = await createEnvoi({ config, database: fresh.database, ctx: { now: () => clock.now, exposeTokensForTests: true } });
+  let n = 0;
+  const app: TestApp = {
+    envoi,
+    clock,
+    async request(method, url, opts = {}) {
+      const res = await envoi.http.inject({
+        method: method as any,
+        url,
+        payload: opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body),
+        headers: {
+          ...(opts.body !== undefined && typeof opts.body !== 'string' ? { 'content-type': 'application/json' } : {}),
+          ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+          ...opts.headers,
+        },
+      });
+      let body: any = res.body;
+      try {
+        body = res.body ? JSON.parse(res.body) : null;
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.statusCode, body, headers: res.headers, text: res.body };
+    },
+    async createOrg(name = `Org ${++n}`) {
+      const ownerEmail = `owner${n}-${randomBytes(3).toString('hex')}@example.com`;
+      const created = await orgs.createOrganisation(envoi.ctx, { name, ownerEmail, ownerPassword: 'correct horse battery staple' });
+      const session = await orgs.login(envoi.ctx, ownerEmail, 'correct horse battery staple');
+      const key = await orgs.createApiKey(envoi.ctx, created.organisation.id, { name: 'test key', role: 'owner' });
+      return { orgId: created.organisation.id, ownerToken: session.token, apiKey: key.key, ownerEmail };
+    },
+    async close() {
+      await envoi.close();
+      await fresh.drop();
+    },
+  };
+  return app;
+}
+
+/** Asserts an HTTP status, showing the body when it differs (the error message says why). */
+export function expectStatus(res: { status: number; body: unknown }, status: number) {
+  if (res.status !== status) throw new Error(`expected HTTP ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
+}
