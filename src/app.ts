@@ -5,9 +5,10 @@ import { createContext, type AppContext } from './platform/context.ts';
 import { buildHttpApp, type App, type RouteModule } from './platform/http.ts';
 import { organisationRoutes } from './organisations/routes.ts';
 import { audienceRoutes } from './audience/routes.ts';
+import { accountRoutes } from './accounts/routes.ts';
 
 /** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
-export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes];
+export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, accountRoutes];
 
 export interface Envoi {
   config: Config;

@@ -283,7 +283,8 @@ export async function getContact(ctx: AppContext, p: Principal, audienceId: stri
           confirmed: account.confirmed_at !== null,
           confirmed_at: account.confirmed_at,
           locked: account.locked_until !== null && account.locked_until > now,
-          failed_attempts: account.failed_attempts,
+          // A lock that has ended gives a fresh set of attempts (src/accounts/rules.ts countingFailures).
+          failed_attempts: account.locked_until !== null && account.locked_until <= now ? 0 : account.failed_attempts,
           lock_end: account.locked_until && account.locked_until > now ? account.locked_until : null,
           created_at: account.created_at,
         }
@@ -441,4 +442,30 @@ export async function removeRecord(ctx: AppContext, p: Principal, kind: RecordKi
   const k = KIND[kind];
   const r = await (ctx.db as Kysely<any>).deleteFrom(k.table).where(k.scope, '=', scopeId).where('id', '=', recordId).executeTakeFirst();
   if (Number(r.numDeletedRows) === 0) throw notFound(k.what);
+}
+
+/**
+ * The audience's contact with this email, created from `input` when there is none: for capabilities
+ * acting for a person known by an email (contact accounts). On an existing contact the built-in values
+ * only fill blanks: typing an email proves nothing about owning it, so it must not overwrite what the
+ * organiser knows.
+ */
+export async function ensureContactByEmail(ctx: AppContext, p: Principal, audienceId: string, input: ValuesInput): Promise<{ id: string; created: boolean }> {
+  await audienceFor(ctx, p, audienceId);
+  const v = validated(input, await store.fieldsAvailable(ctx.db, audienceId));
+  if (!v.builtins.email) throw badRequest('email_required', 'a contact needs an email');
+  for (let attempt = 0; ; attempt++) {
+    const existing = await store.findContactByEmail(ctx.db, audienceId, v.emailLower!);
+    if (existing) {
+      const blanks = Object.fromEntries(Object.entries(v.builtins).filter(([k, x]) => k !== 'email' && x != null && existing[k as keyof typeof existing] == null));
+      if (Object.keys(blanks).length) await store.applyToContact(ctx.db, existing.id, { builtins: blanks, custom: {} }, ctx.now());
+      return { id: existing.id, created: false };
+    }
+    try {
+      return { id: (await store.insertContact(ctx.db, { orgId: p.orgId, audienceId, v })).id, created: true };
+    } catch (e) {
+      // A parallel request created it between the lookup and the insert: use that one.
+      if (!emailTaken(e) || attempt > 0) throw e;
+    }
+  }
 }
