@@ -469,3 +469,32 @@ export async function ensureContactByEmail(ctx: AppContext, p: Principal, audien
     }
   }
 }
+
+/**
+ * Contacts of an organisation with the ids of their events and communities: what the send-time
+ * policy and the renderer need per recipient, for a batch at once. Takes no principal: the sending
+ * worker acts for the organisation that accepted the message, whose id it holds.
+ */
+export async function contactsForSending(db: Kysely<DB>, orgId: string, contactIds: readonly string[]) {
+  if (contactIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('contacts as c')
+    .select([
+      'c.id',
+      'c.audience_id',
+      'c.email',
+      'c.email_lower',
+      'c.first_name',
+      'c.last_name',
+      'c.company',
+      'c.job_title',
+      'c.fields',
+      'c.marketing_authorized_at',
+      sql<string[]>`coalesce((select jsonb_agg(p.event_id) from participants p where p.contact_id = c.id), '[]'::jsonb)`.as('event_ids'),
+      sql<string[]>`coalesce((select jsonb_agg(m.community_id) from members m where m.contact_id = c.id), '[]'::jsonb)`.as('community_ids'),
+    ])
+    .where('c.org_id', '=', orgId)
+    .where('c.id', 'in', [...contactIds])
+    .execute();
+  return rows;
+}

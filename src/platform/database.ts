@@ -30,11 +30,21 @@ export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir
   return openPGlite(config.dataDir);
 }
 
-export async function openPostgres(url: string, poolSize = 10): Promise<Database> {
+/** Called after each query with its SQL and parameters (benchmarks replay the grid's SQL directly). */
+export type QueryLog = (sql: string, parameters: readonly unknown[], ms: number) => void;
+
+export async function openPostgres(url: string, poolSize = 10, onQuery?: QueryLog): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   // An idle client that loses its server (restart, network) must not crash the process.
   pool.on('error', () => {});
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({
+    dialect: new PostgresDialect({ pool }),
+    log: onQuery
+      ? (e) => {
+          if (e.level === 'query') onQuery(e.query.sql, e.query.parameters, e.queryDurationMillis);
+        }
+      : undefined,
+  });
   await sql`select 1`.execute(db);
   return {
     db,

@@ -1,0 +1,153 @@
+// Grid benchmark: an audience of N contacts (default 1,000,000) with events, communities and central
+// fields, on PostgreSQL. Times the CSV import (against PostgreSQL's own COPY of the same file), a
+// filtered + sorted grid page (against the same SQL run directly), the total count, and a bulk edit
+// of a view of N/10 contacts.
+//   npm run bench -- grid            (BENCH_CONTACTS=200000 for a quicker run; DATABASE_URL to choose the server)
+import { createReadStream, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { loadConfig } from '../src/platform/config.ts';
+import { openPostgres } from '../src/platform/database.ts';
+import { migrate } from '../src/platform/migrate.ts';
+import { createContext } from '../src/platform/context.ts';
+import * as orgs from '../src/organisations/service.ts';
+import * as audience from '../src/audience/service.ts';
+import { importContacts } from '../src/audience/import-service.ts';
+import { bulkUpdateContacts, createView, queryGrid, queryView } from '../src/audience/grid-service.ts';
+import { createEnvoi } from '../src/app.ts';
+import { DIETS, writeContactsCsv } from './dataset.ts';
+import { fmt, printTable, sample, time, writeResults, type Row } from './support.ts';
+
+export async function gridBench() {
+  const n = Number(process.env.BENCH_CONTACTS ?? 1_000_000);
+  const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const dbName = `envoi_bench_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
+  let captured: { sql: string; params: readonly unknown[] } | null = null;
+  let capture = false;
+  const database = await openPostgres(url, 10, (sql, params) => {
+    if (capture && /limit/i.test(sql) && /order by/i.test(sql)) captured = { sql, params };
+  });
+  const csv = join(tmpdir(), `envoi-bench-${n}.csv`);
+  const results: Record<string, unknown> = { contacts: n, database: 'postgres' };
+  const rows: Row[] = [];
+  try {
+    await migrate(database);
+    const config = { ...loadConfig({}), databaseUrl: url };
+    const ctx = createContext(config, database);
+    const org = await orgs.createOrganisation(ctx, { name: 'Bench', ownerEmail: 'bench@example.com', ownerPassword: 'bench bench bench' });
+    const key = await orgs.createApiKey(ctx, org.organisation.id, { name: 'bench', role: 'owner' });
+    const p = (await orgs.authenticate(ctx, key.key))!;
+    const aud = await audience.createAudience(ctx, p, 'Bench audience');
+    const events: Awaited<ReturnType<typeof audience.createEvent>>[] = [];
+    for (const [i, name] of ['Summit', 'Meetup', 'Workshop'].entries()) {
+      events.push(await audience.createEvent(ctx, p, aud.id, { name, starts_at: `2026-0${i + 3}-01T09:00:00Z`, ends_at: `2026-0${i + 3}-02T18:00:00Z`, time_zone: 'Europe/Paris' }));
+    }
+    const communities = [await audience.createCommunity(ctx, p, aud.id, 'Alumni'), await audience.createCommunity(ctx, p, aud.id, 'Partners')];
+    await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'diet', type: 'choice', options: DIETS });
+    await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'score', type: 'number' });
+    await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'birthday', type: 'date' });
+
+    // 1. CSV import vs COPY of the same file
+    const bytes = await writeContactsCsv(csv, n);
+    const copy = await time(async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      await c.query('CREATE TABLE copy_target (email text, first_name text, last_name text, company text, job_title text, diet text, score int, birthday date)');
+      await c.query(`COPY copy_target FROM '${csv}' WITH (FORMAT csv, HEADER true)`);
+      await c.query('DROP TABLE copy_target');
+      await c.end();
+    });
+    const mem0 = process.memoryUsage().rss;
+    const imp = await time(() => importContacts(ctx, p, { audienceId: aud.id, source: 'cli' }, createReadStream(csv)));
+    if (imp.value.created !== n) throw new Error(`import created ${imp.value.created} of ${n} rows: ${JSON.stringify(imp.value.errors.slice(0, 3))}`);
+    const importRate = n / (imp.ms / 1000);
+    const copyRate = n / (copy.ms / 1000);
+    results.import = { ms: imp.ms, rowsPerSecond: importRate, copyMs: copy.ms, copyRowsPerSecond: copyRate, fileBytes: bytes, rssGrowthMB: (process.memoryUsage().rss - mem0) / 1e6 };
+    rows.push({ measure: `CSV import, ${fmt(n, 0)} rows`, value: `${fmt(importRate, 0)} rows/s`, baseline: `COPY ${fmt(copyRate, 0)} rows/s`, ratio: `${fmt(importRate / copyRate, 2)} of COPY`, target: '> 20,000 rows/s' });
+
+    // participations and memberships (setup, set-based)
+    const setup = await time(async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      const shares = [0.3, 0.2, 0.1];
+      for (const [i, ev] of events.entries()) {
+        await c.query(
+          `INSERT INTO participants (org_id, audience_id, event_id, contact_id, data)
+           SELECT org_id, audience_id, $1, id, jsonb_build_object('email', email) FROM contacts
+           WHERE audience_id = $2 AND (hashtext(id::text || $3) & 1023) < $4`,
+          [ev.id, aud.id, String(i), Math.round(shares[i]! * 1024)],
+        );
+      }
+      for (const [i, co] of communities.entries()) {
+        await c.query(
+          `INSERT INTO members (org_id, audience_id, community_id, contact_id, data)
+           SELECT org_id, audience_id, $1, id, '{}'::jsonb FROM contacts WHERE audience_id = $2 AND (hashtext(id::text || 'c' || $3) & 1023) < 154`,
+          [co.id, aud.id, String(i)],
+        );
+      }
+      await c.query('ANALYZE');
+      await c.end();
+    });
+    results.participationsSetupMs = setup.ms;
+
+    // 2. a filtered + sorted page through the service, through HTTP, and the same SQL directly
+    const query = {
+      filter: { and: [{ event: { in: [events[0]!.id] } }, { field: 'job_title', op: 'contains', value: 'engineer' }, { field: 'diet', op: 'in', value: ['vegan', 'vegetarian'] }] },
+      sort: { field: 'last_name', dir: 'asc' },
+      limit: 50,
+      count: false,
+    };
+    const svcPage = await sample(30, () => queryGrid(ctx, p, aud.id, query));
+    capture = true;
+    await queryGrid(ctx, p, aud.id, query);
+    capture = false;
+    const direct = captured!;
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    const sqlPage = await sample(30, () => raw.query(direct.sql, [...direct.params]));
+    const envoi = await createEnvoi({ config, database });
+    const httpPage = await sample(30, () =>
+      envoi.http.inject({ method: 'POST', url: `/v1/audiences/${aud.id}/contacts/query`, headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' }, payload: JSON.stringify(query) }),
+    );
+    results.page = { service: svcPage, http: httpPage, directSql: sqlPage };
+    rows.push({ measure: 'grid page (event + 2 field filters, sort last_name, 50 rows), HTTP', value: `p50 ${fmt(httpPage.p50)} ms, p95 ${fmt(httpPage.p95)} ms`, baseline: `same SQL p95 ${fmt(sqlPage.p95)} ms`, ratio: `${fmt(httpPage.p95 / sqlPage.p95, 2)}x`, target: 'p95 < 50 ms (< 100 ms issue 2), within 2x of SQL' });
+
+    // a page deep in a keyset walk: the third page of the same query
+    const first = await queryGrid(ctx, p, aud.id, { ...query });
+    const second = await queryGrid(ctx, p, aud.id, { ...query, cursor: first.next_cursor });
+    const keyset = await sample(20, () => queryGrid(ctx, p, aud.id, { ...query, cursor: second.next_cursor }));
+    rows.push({ measure: 'grid page 3 by cursor (service)', value: `p50 ${fmt(keyset.p50)} ms, p95 ${fmt(keyset.p95)} ms` });
+
+    // 3. total count of the same filter, and of the whole audience
+    const countFiltered = await sample(10, () => queryGrid(ctx, p, aud.id, { ...query, limit: 1, count: true }), 1);
+    const countAll = await sample(5, () => queryGrid(ctx, p, aud.id, { limit: 1, count: true }), 1);
+    const totals = await queryGrid(ctx, p, aud.id, { ...query, limit: 1, count: true });
+    results.count = { filtered: countFiltered, all: countAll, filteredTotal: totals.total };
+    rows.push({ measure: `total count, filtered (${fmt(totals.total ?? 0, 0)} contacts)`, value: `p50 ${fmt(countFiltered.p50)} ms` });
+    rows.push({ measure: `total count, whole audience (${fmt(n, 0)})`, value: `p50 ${fmt(countAll.p50)} ms` });
+
+    // 4. bulk edit of a saved view of ~N/10 contacts (participants of the third event)
+    const view = await createView(ctx, p, aud.id, { name: 'Workshop participants', filter: { event: { in: [events[2]!.id] } } });
+    const viewSize = (await queryView(ctx, p, aud.id, view.id, { limit: 1, count: true })).total ?? 0;
+    const bulk = await time(() => bulkUpdateContacts(ctx, p, aud.id, { target: { view_id: view.id }, set: { job_title: 'Workshop attendee', fields: { score: 42 } } }));
+    results.bulk = { ms: bulk.ms, updated: bulk.value.updated, viewSize };
+    rows.push({ measure: `bulk edit of a view (${fmt(bulk.value.updated, 0)} contacts)`, value: `${fmt(bulk.ms / 1000, 2)} s`, baseline: `${fmt(bulk.value.updated / (bulk.ms / 1000), 0)} rows/s`, target: '< 10 s (issue 2), < 5 s (issue 6)' });
+
+    await raw.end();
+    await envoi.http.close();
+    printTable(`Grid benchmark, ${fmt(n, 0)} contacts, PostgreSQL (${new Date().toISOString()})`, rows);
+    writeResults('grid', results);
+  } finally {
+    await database.close();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+    try {
+      unlinkSync(csv);
+    } catch {}
+  }
+}

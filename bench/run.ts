@@ -1,0 +1,17 @@
+// `npm run bench [-- name ...]`: runs the named benchmarks (all when none is named). Not part of `npm test`.
+import { gridBench } from './grid.ts';
+
+const BENCHES: Record<string, () => Promise<void>> = {
+  grid: gridBench,
+};
+
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = wanted.length ? wanted : Object.keys(BENCHES);
+for (const name of names) {
+  const run = BENCHES[name];
+  if (!run) {
+    console.error(`unknown benchmark "${name}"; known: ${Object.keys(BENCHES).join(', ')}`);
+    process.exit(2);
+  }
+  await run();
+}

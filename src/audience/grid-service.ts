@@ -1,0 +1,352 @@
+import type { AppContext } from '../platform/context.ts';
+import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
+import type { Principal } from '../organisations/service.ts';
+import {
+  bulkSetProblem,
+  checkFilter,
+  checkView,
+  decodeCursor,
+  encodeCursor,
+  gridColumns,
+  isUuid,
+  operatorsFor,
+  type CheckedFilter,
+  type Column,
+  type CursorPosition,
+  type Sort,
+  type ViewDefinition,
+} from './grid-rules.ts';
+import * as grid from './grid-store.ts';
+import { validateValues } from './rules.ts';
+import { audienceFor } from './service.ts';
+import * as store from './store.ts';
+
+export interface GridQuery {
+  filter?: unknown;
+  sort?: unknown;
+  columns?: unknown;
+  /** quick search over first name, last name and email */
+  q?: string | null;
+}
+
+export interface Paging {
+  limit?: number;
+  cursor?: string | null;
+  offset?: number;
+  /** false skips the total (one less pass over the matching contacts) */
+  count?: boolean;
+}
+
+export type GridRow = { id: string } & Record<string, unknown>;
+
+export interface GridPage {
+  items: GridRow[];
+  total: number | null;
+  next_cursor: string | null;
+}
+
+export const MAX_PAGE = 1000;
+
+interface Prepared {
+  audienceId: string;
+  columns: Column[];
+  filter: CheckedFilter;
+  sort: Sort;
+  q: string | null;
+}
+
+async function columnsOf(ctx: AppContext, audienceId: string): Promise<Column[]> {
+  const fields = await store.fieldsAvailable(ctx.db, audienceId);
+  return gridColumns(fields.map((f) => ({ key: f.key, type: f.type, options: (f.options as string[] | null) ?? null, label: f.label })));
+}
+
+/** Events and communities named in a filter must be the audience's own. */
+async function scopeProblems(ctx: AppContext, audienceId: string, f: CheckedFilter): Promise<string[]> {
+  const [events, communities] = await Promise.all([
+    grid.existingScopeIds(ctx.db, 'events', audienceId, f.eventIds),
+    grid.existingScopeIds(ctx.db, 'communities', audienceId, f.communityIds),
+  ]);
+  return [
+    ...f.eventIds.filter((id) => !events.has(id)).map((id) => `filter: ${id} is not an event of this audience`),
+    ...f.communityIds.filter((id) => !communities.has(id)).map((id) => `filter: ${id} is not a community of this audience`),
+  ];
+}
+
+function invalid(problems: string[], view?: { name: string }): AppError {
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? 's' : ''})` : '';
+  if (view) {
+    return badRequest('view_invalid', `the saved view "${view.name}" no longer fits this audience: ${problems[0]}${more}; edit the view`, problems);
+  }
+  const area = /^(filter|sort|columns)/.exec(problems[0] ?? '')?.[1] ?? 'query';
+  return badRequest(`invalid_${area}`, `${problems[0]}${more}`, problems);
+}
+
+async function checkedDefinition(ctx: AppContext, audienceId: string, input: GridQuery, view?: { name: string }) {
+  const columns = await columnsOf(ctx, audienceId);
+  const v = checkView(input, columns);
+  if (!v.ok) throw invalid(v.problems, view);
+  const scope = await scopeProblems(ctx, audienceId, v.value.filter);
+  if (scope.length) throw invalid(scope, view);
+  return v.value;
+}
+
+async function prepare(ctx: AppContext, p: Principal, audienceId: string, query: GridQuery | { view_id: string }): Promise<Prepared> {
+  await audienceFor(ctx, p, audienceId);
+  let def: GridQuery = query as GridQuery;
+  let view: { name: string } | undefined;
+  if ('view_id' in query) {
+    const row = await viewRow(ctx, audienceId, query.view_id);
+    def = row.definition as unknown as ViewDefinition;
+    view = row;
+  }
+  const v = await checkedDefinition(ctx, audienceId, def, view);
+  const q = typeof def.q === 'string' && def.q.trim() ? def.q.trim().slice(0, 200) : null;
+  return { audienceId, columns: v.columns, filter: v.filter, sort: v.sort, q };
+}
+
+function toItem(row: grid.RawGridRow, columns: Column[]): GridRow {
+  const item: GridRow = { id: row.id };
+  const fields = (row.fields ?? {}) as Record<string, unknown>;
+  for (const col of columns) item[col.key] = (col.source === 'field' ? fields[col.key] : row[col.key]) ?? null;
+  return item;
+}
+
+async function runPage(ctx: AppContext, prep: Prepared, paging: Paging): Promise<GridPage> {
+  const limit = Math.min(Math.max(Math.trunc(paging.limit ?? 50), 1), MAX_PAGE);
+  const offset = Math.max(Math.trunc(paging.offset ?? 0), 0);
+  let cursor: CursorPosition | null = null;
+  if (paging.cursor) {
+    if (offset > 0) throw badRequest('invalid_paging', 'give either a cursor or an offset, not both');
+    const c = decodeCursor(paging.cursor, prep.sort);
+    if (!c.ok) throw badRequest('invalid_cursor', c.problems[0]!);
+    cursor = c.value;
+  }
+  const scope: grid.Scope = { audienceId: prep.audienceId, condition: prep.filter.condition, q: prep.q, now: ctx.now() };
+  const [rows, total] = await Promise.all([
+    grid.fetchPage(ctx.db, scope, { sort: prep.sort, columns: prep.columns, cursor, limit: limit + 1, offset }),
+    paging.count === false ? Promise.resolve(null) : grid.countContacts(ctx.db, scope),
+  ]);
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map((r) => toItem(r, prep.columns)),
+    total,
+    next_cursor: rows.length > limit && last ? encodeCursor(prep.sort, { value: last.sort_key, id: last.id }) : null,
+  };
+}
+
+/** One page of the grid: filter, sort, keyset (`cursor`) or `offset` paging, and the total unless `count: false`. */
+export async function queryGrid(ctx: AppContext, p: Principal, audienceId: string, query: GridQuery & Paging): Promise<GridPage> {
+  return runPage(ctx, await prepare(ctx, p, audienceId, query), query);
+}
+
+/**
+ * Every row of a query or a saved view (`{ view_id }`), read in keyset batches (for exports). No
+ * transaction is held between batches, so other work goes on meanwhile (PGlite is one session);
+ * rows are those of `GridPage.items`, with the columns `gridQueryColumns` lists.
+ */
+export async function* streamGridRows(
+  ctx: AppContext,
+  p: Principal,
+  audienceId: string,
+  query: GridQuery | { view_id: string },
+  batchSize = 1000,
+): AsyncGenerator<GridRow, void, undefined> {
+  const prep = await prepare(ctx, p, audienceId, query);
+  const size = Math.min(Math.max(Math.trunc(batchSize), 1), 10_000);
+  // One clock for the whole export: "locked" means the same thing in its first and last rows.
+  const scope: grid.Scope = { audienceId, condition: prep.filter.condition, q: prep.q, now: ctx.now() };
+  let cursor: CursorPosition | null = null;
+  for (;;) {
+    const rows = await grid.fetchPage(ctx.db, scope, { sort: prep.sort, columns: prep.columns, cursor, limit: size, offset: 0 });
+    for (const r of rows) yield toItem(r, prep.columns);
+    const last = rows[rows.length - 1];
+    if (rows.length < size || !last) return;
+    cursor = { value: last.sort_key, id: last.id };
+  }
+}
+
+/** The columns (key, label, type) a query or saved view returns, in order: the header of an export. */
+export async function gridQueryColumns(ctx: AppContext, p: Principal, audienceId: string, query: GridQuery | { view_id: string }) {
+  const prep = await prepare(ctx, p, audienceId, query);
+  return prep.columns.map(describeColumn);
+}
+
+const describeColumn = (col: Column) => ({
+  key: col.key,
+  label: col.label,
+  type: col.type,
+  options: col.options,
+  source: col.source,
+  operators: operatorsFor(col),
+  sortable: col.type !== 'list',
+  default: col.default,
+});
+
+/** Every column of the audience's grid with its operators: what a client needs to build filters. */
+export async function listGridColumns(ctx: AppContext, p: Principal, audienceId: string) {
+  await audienceFor(ctx, p, audienceId);
+  return (await columnsOf(ctx, audienceId)).map(describeColumn);
+}
+
+// ---- saved views ----
+
+export interface ViewInput {
+  name?: string;
+  filter?: unknown;
+  columns?: unknown;
+  sort?: unknown;
+}
+
+type ViewRow = NonNullable<Awaited<ReturnType<typeof grid.findView>>>;
+
+function viewOut(v: ViewRow) {
+  const d = v.definition as unknown as ViewDefinition;
+  return { id: v.id, name: v.name, filter: d.filter ?? null, columns: d.columns ?? null, sort: d.sort ?? null, created_at: v.created_at, updated_at: v.updated_at };
+}
+
+async function viewRow(ctx: AppContext, audienceId: string, viewId: string): Promise<ViewRow> {
+  const v = isUuid(viewId) ? await grid.findView(ctx.db, audienceId, viewId) : undefined;
+  if (!v) throw notFound('view');
+  return v;
+}
+
+const nameTaken = (e: unknown) => (e as { code?: string })?.code === '23505';
+const taken = (name: string) => conflict('view_exists', `a view named "${name}" already exists in this audience`);
+
+function cleanName(name: string | undefined): string {
+  const n = (name ?? '').trim();
+  if (!n) throw badRequest('invalid_name', 'a view needs a name');
+  return n;
+}
+
+export async function listViews(ctx: AppContext, p: Principal, audienceId: string) {
+  await audienceFor(ctx, p, audienceId);
+  return (await grid.listViews(ctx.db, audienceId)).map(viewOut);
+}
+
+export async function getView(ctx: AppContext, p: Principal, audienceId: string, viewId: string) {
+  await audienceFor(ctx, p, audienceId);
+  return viewOut(await viewRow(ctx, audienceId, viewId));
+}
+
+export async function createView(ctx: AppContext, p: Principal, audienceId: string, input: ViewInput) {
+  await audienceFor(ctx, p, audienceId);
+  const name = cleanName(input.name);
+  const v = await checkedDefinition(ctx, audienceId, input);
+  try {
+    const row = await ctx.db
+      .insertInto('saved_views')
+      .values({ org_id: p.orgId, audience_id: audienceId, name, definition: JSON.stringify(v.definition) })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return viewOut(row);
+  } catch (e) {
+    if (nameTaken(e)) throw taken(name);
+    throw e;
+  }
+}
+
+/** Renames a view and/or replaces its filter, columns or sort (null resets one to the default). */
+export async function updateView(ctx: AppContext, p: Principal, audienceId: string, viewId: string, input: ViewInput) {
+  await audienceFor(ctx, p, audienceId);
+  const row = await viewRow(ctx, audienceId, viewId);
+  const before = row.definition as unknown as ViewDefinition;
+  const name = input.name === undefined ? row.name : cleanName(input.name);
+  const merged = {
+    filter: 'filter' in input ? input.filter : before.filter,
+    columns: 'columns' in input ? input.columns : before.columns,
+    sort: 'sort' in input ? input.sort : before.sort,
+  };
+  const v = await checkedDefinition(ctx, audienceId, merged);
+  try {
+    const updated = await ctx.db
+      .updateTable('saved_views')
+      .set({ name, definition: JSON.stringify(v.definition), updated_at: ctx.now() })
+      .where('id', '=', row.id)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return viewOut(updated);
+  } catch (e) {
+    if (nameTaken(e)) throw taken(name);
+    throw e;
+  }
+}
+
+export async function deleteView(ctx: AppContext, p: Principal, audienceId: string, viewId: string) {
+  await audienceFor(ctx, p, audienceId);
+  const row = await viewRow(ctx, audienceId, viewId);
+  await ctx.db.deleteFrom('saved_views').where('id', '=', row.id).execute();
+}
+
+/** Runs a saved view: its filter, columns and sort, with the caller's paging. */
+export async function queryView(ctx: AppContext, p: Principal, audienceId: string, viewId: string, paging: Paging): Promise<GridPage> {
+  return runPage(ctx, await prepare(ctx, p, audienceId, { view_id: viewId }), paging);
+}
+
+// ---- bulk edit ----
+
+export type BulkTargetInput = { view_id?: string; filter?: unknown; contact_ids?: string[] };
+
+export interface BulkInput {
+  target: BulkTargetInput;
+  set: Record<string, unknown>;
+}
+
+export const MAX_BULK_IDS = 50_000;
+
+/**
+ * Sets the same values on every contact of a saved view, a filter or a list of ids: one transaction,
+ * one UPDATE over the whole selection (no row-by-row work, whatever its size). Ids that are not
+ * contacts of this audience are left alone.
+ */
+export async function bulkUpdateContacts(ctx: AppContext, p: Principal, audienceId: string, input: BulkInput): Promise<{ updated: number }> {
+  await audienceFor(ctx, p, audienceId);
+  const problem = bulkSetProblem(input.set);
+  if (problem) throw badRequest(/^email/.test(problem) ? 'email_not_bulk' : 'invalid_set', problem);
+
+  const { fields, company_id, ...builtins } = input.set as { fields?: Record<string, unknown>; company_id?: unknown } & Record<string, unknown>;
+  const central = await store.fieldsAvailable(ctx.db, audienceId);
+  const checked = validateValues({ builtins, custom: fields ?? {} }, central.map(store.toFieldDef));
+  if (!checked.ok) throw badRequest('invalid_values', checked.reason, checked.problems);
+  if (company_id !== undefined && company_id !== null) {
+    const company = isUuid(company_id)
+      ? await ctx.db.selectFrom('companies').select('id').where('audience_id', '=', audienceId).where('id', '=', company_id).executeTakeFirst()
+      : undefined;
+    if (!company) throw badRequest('unknown_company', 'set.company_id names no company of this audience');
+  }
+
+  const given = (['view_id', 'filter', 'contact_ids'] as const).filter((k) => input.target[k] !== undefined);
+  if (given.length !== 1) throw badRequest('invalid_target', 'target takes exactly one of view_id, filter or contact_ids');
+  let target: grid.BulkTarget;
+  const now = ctx.now();
+  if (input.target.contact_ids !== undefined) {
+    const ids = input.target.contact_ids;
+    const bad = ids.find((id) => !isUuid(id));
+    if (bad !== undefined) throw badRequest('invalid_target', `target.contact_ids: ${JSON.stringify(bad)} is not a contact id`);
+    if (ids.length > MAX_BULK_IDS) throw badRequest('invalid_target', `target.contact_ids: at most ${MAX_BULK_IDS} ids; use a filter or a view for more`);
+    target = { kind: 'ids', audienceId, ids: [...new Set(ids.map((id) => id.toLowerCase()))] };
+  } else {
+    let filter: CheckedFilter;
+    if (input.target.view_id !== undefined) {
+      const view = await viewRow(ctx, audienceId, input.target.view_id);
+      filter = (await checkedDefinition(ctx, audienceId, view.definition as unknown as ViewDefinition, view)).filter;
+    } else {
+      if (input.target.filter === null) throw badRequest('invalid_target', 'target.filter: give a filter; {"and": []} selects every contact');
+      const f = checkFilter(input.target.filter, await columnsOf(ctx, audienceId));
+      if (!f.ok) throw invalid(f.problems);
+      const scope = await scopeProblems(ctx, audienceId, f.value);
+      if (scope.length) throw invalid(scope);
+      filter = f.value;
+    }
+    target = { kind: 'scope', scope: { audienceId, condition: filter.condition, now } };
+  }
+
+  const set: grid.BulkSet = {
+    builtins: checked.value.builtins as Record<string, string | null>,
+    companyId: company_id === undefined ? undefined : ((company_id as string | null) ?? null),
+    fields: checked.value.custom,
+  };
+  const updated = await ctx.db.transaction().execute((trx) => grid.bulkUpdate(trx, target, set, now));
+  return { updated };
+}
