@@ -5,10 +5,14 @@ import { createContext, type AppContext } from './platform/context.ts';
 import { buildHttpApp, type App, type RouteModule } from './platform/http.ts';
 import { organisationRoutes } from './organisations/routes.ts';
 import { audienceRoutes } from './audience/routes.ts';
+import { gridRoutes } from './audience/grid-routes.ts';
+import { importRoutes } from './audience/import-routes.ts';
 import { accountRoutes } from './accounts/routes.ts';
+import { templateRoutes } from './mail/template-routes.ts';
+import { sendingRoutes } from './sending/routes.ts';
 
 /** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
-export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, accountRoutes];
+export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes];
 
 export interface Envoi {
   config: Config;

@@ -6,6 +6,8 @@ import { createContext } from '../platform/context.ts';
 import { serve } from '../platform/server.ts';
 import * as orgs from '../organisations/service.ts';
 import { readSecret } from './prompt.ts';
+import { registerImportExport } from './import-export.ts';
+import { registerWorker, startWorkerInServer } from './worker.ts';
 
 function config(): Config {
   try {
@@ -32,12 +34,14 @@ async function withContext<T>(fn: (ctx: ReturnType<typeof createContext>) => Pro
 
 const program = new Command('envoi').description('Audiences, consent and lawful email for event organisers').showHelpAfterError();
 
-program.command('serve').description('HTTP API and back office').action(async () => {
-  await serve(config());
+program.command('serve').description('HTTP API and back office (and the sending worker on the embedded database, which no other process can open)').action(async () => {
+  const cfg = config();
+  const envoi = await serve(cfg);
+  if (!cfg.databaseUrl) startWorkerInServer(envoi);
 });
 
-program.command('start').description('server on the embedded database, ready for a first user (what `npm start` runs)').action(async () => {
-  await serve(config());
+program.command('start').description('server and sending worker in one process, ready for a first user (what `npm start` runs)').action(async () => {
+  startWorkerInServer(await serve(config()));
 });
 
 program.command('migrate').description('apply pending database migrations (safe to run twice)').action(async () => {
@@ -103,6 +107,9 @@ async function soleOrg(ctx: ReturnType<typeof createContext>) {
   const all = await ctx.db.selectFrom('organisations').select(['id', 'name']).limit(2).execute();
   return all.length === 1 ? all[0] : undefined;
 }
+
+registerImportExport(program, { withContext, findOrg, soleOrg });
+registerWorker(program);
 
 export { program };
 

@@ -16,6 +16,18 @@ export interface Config {
   resetTokenMinutes: number;
   /** Lets anyone create an organisation through the API (a shared server); otherwise only the first. */
   allowSignup: boolean;
+  /** SMTP relay (`smtp://user:pass@host:port`, `smtps://...`); null: the development outbox keeps every message in the database. */
+  smtpUrl: string | null;
+  /** Domain of the VERP return path (`bounce+<delivery>@domain`) and of Message-IDs. */
+  bounceDomain: string;
+  /** Default From address of outgoing mail (a template may set its own). */
+  mailFrom: string;
+  /** Messages a worker sends at once (SMTP connections of the bulk lane). */
+  workerConcurrency: number;
+  /** How long a worker holds the deliveries it claimed before another worker may take them over. */
+  workerLeaseSeconds: number;
+  /** DKIM signing of outgoing mail; null when not configured. */
+  dkim: { domainName: string; keySelector: string; privateKey: string } | null;
 }
 
 export class ConfigError extends Error {
@@ -97,9 +109,72 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
     },
     resetTokenMinutes: int('ENVOI_RESET_TOKEN_MINUTES', 'resetTokenMinutes', 60, 5, 60 * 24 * 7),
     allowSignup: bool('ENVOI_ALLOW_SIGNUP', 'allowSignup', false),
+    ...mailConfig(pick, int, publicUrl, cwd, problems),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
+}
+
+type MailConfig = Pick<Config, 'smtpUrl' | 'bounceDomain' | 'mailFrom' | 'workerConcurrency' | 'workerLeaseSeconds' | 'dkim'>;
+
+function mailConfig(
+  pick: (envName: string, fileKey: string) => string | undefined,
+  int: (envName: string, fileKey: string, fallback: number, min: number, max: number) => number,
+  publicUrl: string,
+  cwd: string,
+  problems: string[],
+): MailConfig {
+  const smtpUrl = pick('SMTP_URL', 'smtpUrl') ?? null;
+  if (smtpUrl !== null) {
+    let ok = false;
+    try {
+      const u = new URL(smtpUrl);
+      ok = (u.protocol === 'smtp:' || u.protocol === 'smtps:') && u.hostname !== '';
+    } catch {
+      /* reported below */
+    }
+    if (!ok) problems.push(`SMTP_URL must look like smtp://host:port or smtps://user:pass@host:port, got "${redactUrl(smtpUrl)}"`);
+  }
+  // An IP address or a dotless host cannot be the domain of an address: fall back to localhost.
+  const publicHost = (() => {
+    try {
+      return new URL(publicUrl).hostname;
+    } catch {
+      return 'localhost';
+    }
+  })();
+  const defaultDomain = /\.[a-z]{2,}$/i.test(publicHost) && !/^[\d.]+$/.test(publicHost) ? publicHost : 'localhost';
+  const bounceDomain = (pick('ENVOI_BOUNCE_DOMAIN', 'bounceDomain') ?? defaultDomain).toLowerCase();
+  if (!/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/.test(bounceDomain)) {
+    problems.push(`ENVOI_BOUNCE_DOMAIN must be a domain name, got "${bounceDomain}"`);
+  }
+  const mailFrom = pick('ENVOI_MAIL_FROM', 'mailFrom') ?? `no-reply@${bounceDomain}`;
+  if (/[\r\n]/.test(mailFrom) || !/^[^@\s<>]+@[^@\s<>]+$/.test(mailFrom)) problems.push(`ENVOI_MAIL_FROM must be a bare address (name@domain), got "${mailFrom}"`);
+
+  const dkimDomain = pick('ENVOI_DKIM_DOMAIN', 'dkimDomain');
+  const dkimSelector = pick('ENVOI_DKIM_SELECTOR', 'dkimSelector');
+  const dkimKeyRaw = pick('ENVOI_DKIM_PRIVATE_KEY', 'dkimPrivateKey');
+  let dkim: MailConfig['dkim'] = null;
+  const given = [dkimDomain, dkimSelector, dkimKeyRaw].filter((x) => x !== undefined).length;
+  if (given > 0 && given < 3) {
+    problems.push('DKIM needs all of ENVOI_DKIM_DOMAIN, ENVOI_DKIM_SELECTOR and ENVOI_DKIM_PRIVATE_KEY (the PEM key or a path to it)');
+  } else if (given === 3) {
+    let privateKey = dkimKeyRaw!.replace(/\\n/g, '\n');
+    if (!privateKey.includes('-----BEGIN')) {
+      const path = resolve(cwd, privateKey);
+      if (existsSync(path)) privateKey = readFileSync(path, 'utf8');
+      else problems.push(`ENVOI_DKIM_PRIVATE_KEY is neither a PEM key nor an existing file ("${path}")`);
+    }
+    dkim = { domainName: dkimDomain!.toLowerCase(), keySelector: dkimSelector!, privateKey };
+  }
+  return {
+    smtpUrl,
+    bounceDomain,
+    mailFrom,
+    workerConcurrency: int('ENVOI_WORKER_CONCURRENCY', 'workerConcurrency', 10, 1, 200),
+    workerLeaseSeconds: int('ENVOI_WORKER_LEASE_SECONDS', 'workerLeaseSeconds', 120, 2, 3600),
+    dkim,
+  };
 }
 
 function readConfigFile(env: Source, cwd: string, problems: string[]): Record<string, unknown> {

@@ -190,6 +190,15 @@ export interface DB {
   account_tokens: AccountTokensTable;
   saved_views: SavedViewsTable;
   schema_migrations: SchemaMigrationsTable;
+  imports: ImportsTable;
+  templates: TemplatesTable;
+  template_versions: TemplateVersionsTable;
+  messages: MessagesTable;
+  deliveries: DeliveriesTable;
+  message_events: MessageEventsTable;
+  suppressions: SuppressionsTable;
+  rate_counters: RateCountersTable;
+  outbox: OutboxTable;
 }
 
 export type Contact = Selectable<ContactsTable>;
@@ -198,3 +207,150 @@ export type ContactUpdate = Updateable<ContactsTable>;
 export type Field = Selectable<FieldsTable>;
 export type Event = Selectable<EventsTable>;
 export type Community = Selectable<CommunitiesTable>;
+
+export interface ImportsTable {
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  event_id: string | null;
+  community_id: string | null;
+  created_by: string;
+  source: 'http' | 'cli';
+  status: 'running' | 'completed' | 'failed';
+  delimiter: string;
+  columns: Json<{ header: string; field: string }[]>;
+  ignored_columns: Json<string[]>;
+  rows: Generated<number>;
+  created: Generated<number>;
+  updated: Generated<number>;
+  skipped: Generated<number>;
+  duplicates: Generated<number>;
+  records_created: Generated<number>;
+  records_updated: Generated<number>;
+  error_count: Generated<number>;
+  errors: Json<{ line: number; reason: string }[]>;
+  failure: string | null;
+  started_at: Generated<Date>;
+  finished_at: NullableTimestamp;
+}
+
+// ---- sending (0005_sending.sql) ----
+
+export type MessageCategory = 'transactional' | 'participation' | 'marketing';
+export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'bounced' | 'blocked' | 'failed';
+export type Lane = 'transactional' | 'bulk';
+
+export interface TemplatesTable {
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  event_id: string | null;
+  community_id: string | null;
+  name: string;
+  builtin_kind: string | null;
+  language: string;
+  version: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  deleted_at: NullableTimestamp;
+}
+
+export interface TemplateVersionsTable {
+  template_id: string;
+  version: number;
+  category: MessageCategory;
+  language: string;
+  subject: string;
+  preheader: string | null;
+  format: 'html' | 'mjml';
+  body: string;
+  text_body: string | null;
+  tracking: Generated<boolean>;
+  from_name: string | null;
+  from_email: string | null;
+  reply_to: string | null;
+  created_by: string;
+  created_at: Generated<Date>;
+}
+
+export interface MessagesTable {
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  origin: 'triggered' | 'campaign' | 'system';
+  category: MessageCategory;
+  template_id: string | null;
+  template_version: number | null;
+  event_id: string | null;
+  community_id: string | null;
+  inline: Json<{ language: string; subject: string; preheader?: string | null; format?: 'html' | 'mjml'; html: string; text: string | null } | null> | null;
+  variables: Json;
+  sensitive: Generated<boolean>;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  custom_id: string | null;
+  tags: ColumnType<string[], string[] | undefined, string[]>;
+  send_at: NullableTimestamp;
+  created_by: string;
+  created_at: Generated<Date>;
+}
+
+export interface DeliveriesTable {
+  id: Generated<string>;
+  org_id: string;
+  message_id: string;
+  contact_id: string | null;
+  email: string;
+  lane: Lane;
+  priority: Generated<number>;
+  status: DeliveryStatus;
+  rule: string | null;
+  rule_detail: string | null;
+  due_at: Timestamp;
+  expires_at: Timestamp;
+  attempts: Generated<number>;
+  lease_until: NullableTimestamp;
+  leased_by: string | null;
+  last_error: string | null;
+  smtp_response: string | null;
+  sent_at: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface MessageEventsTable {
+  id: Generated<number>;
+  org_id: string;
+  message_id: string;
+  delivery_id: string | null;
+  type: string;
+  at: Timestamp;
+  detail: Json;
+}
+
+export interface SuppressionsTable {
+  org_id: string;
+  email_lower: string;
+  reason: 'hard_bounce' | 'complaint';
+  created_at: Timestamp;
+  delivery_id: string | null;
+  detail: string | null;
+}
+
+export interface RateCountersTable {
+  key: string;
+  window_start: Timestamp;
+  count: number;
+}
+
+export interface OutboxTable {
+  id: Generated<string>;
+  org_id: string;
+  message_id: string;
+  delivery_id: string;
+  envelope_from: string;
+  envelope_to: string;
+  subject: string;
+  raw: string;
+  created_at: Generated<Date>;
+}

@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { simpleParser } from 'mailparser';
+import { buildRaw, composeMessage, ComposeError, headerAddress, parseVerp, unsubscribeTargets, unsubscribeToken, verifyUnsubscribeToken, verpAddress, type ComposeInput } from './compose.ts';
+
+const DELIVERY = '0b8e4a4e-3f1c-4a8c-9d2c-1a2b3c4d5e6f';
+const input = (over: Partial<ComposeInput> = {}): ComposeInput => ({
+  deliveryId: DELIVERY,
+  from: { name: 'Rencontres Numériques', address: 'no-reply@example.org' },
+  to: { name: 'Zoë Ümlaut', address: 'zoe@example.com' },
+  subject: 'Bonjour Zoë',
+  html: '<p>Bonjour</p>',
+  text: 'Bonjour',
+  date: new Date('2026-12-01T10:00:00Z'),
+  bounceDomain: 'bounces.example.org',
+  ...over,
+});
+
+const headOf = (raw: Buffer) => raw.toString().split('\r\n\r\n')[0]!.replace(/\r\n[ \t]+/g, ' ');
+
+describe('composeMessage', () => {
+  it('sets Message-ID, Date, the VERP envelope and the parts', async () => {
+    const c = composeMessage(input());
+    expect(c.messageId).toBe(`<${DELIVERY}@bounces.example.org>`);
+    expect(c.envelope).toEqual({ from: `bounce+${DELIVERY}@bounces.example.org`, to: 'zoe@example.com' });
+    const parsed = await simpleParser(await buildRaw(c));
+    expect(parsed.messageId).toBe(c.messageId);
+    expect(parsed.date?.toISOString()).toBe('2026-12-01T10:00:00.000Z');
+    expect(parsed.subject).toBe('Bonjour Zoë');
+    expect(parsed.from?.value[0]).toEqual({ name: 'Rencontres Numériques', address: 'no-reply@example.org' });
+    expect(parsed.text?.trim()).toBe('Bonjour');
+    expect(parsed.html).toBe('<p>Bonjour</p>');
+  });
+
+  it('encodes non-ASCII display names and IDN domains', async () => {
+    const raw = await buildRaw(composeMessage(input({ to: { name: 'Zoë Ümlaut', address: 'zoe@exämple.com' } })));
+    const head = headOf(raw);
+    expect(head).toMatch(/^To: =\?UTF-8\?[QB]\?.+\?= <zoe@xn--exmple-cua\.com>$/m);
+    expect(/[^\x00-\x7f]/.test(head)).toBe(false);
+  });
+
+  it('adds List-Unsubscribe (https and mailto) and one-click Post only when asked', async () => {
+    const targets = unsubscribeTargets('https://envoi.example.org/', 's'.repeat(32), DELIVERY, 'bounces.example.org');
+    const withList = headOf(await buildRaw(composeMessage(input({ unsubscribe: targets }))));
+    expect(withList).toMatch(new RegExp(`^List-Unsubscribe: <https://envoi\\.example\\.org/u/${DELIVERY}\\.[\\w-]{22}>, <mailto:unsubscribe\\+${DELIVERY}@bounces\\.example\\.org\\?subject=unsubscribe>$`, 'm'));
+    expect(withList).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
+    const without = headOf(await buildRaw(composeMessage(input())));
+    expect(without).not.toMatch(/List-Unsubscribe/i);
+  });
+
+  it('cannot be made to carry an extra header, whatever a person typed', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string(), fc.string(), async (name, subject) => {
+        const evilName = `${name}\r\nBcc: victim@example.net`;
+        const evilSubject = `${subject}\nX-Injected: yes\r\n\r\n<p>body</p>`;
+        const head = headOf(await buildRaw(composeMessage(input({ from: { name: evilName, address: 'no-reply@example.org' }, to: { name: evilName, address: 'zoe@example.com' }, subject: evilSubject }))));
+        const names = head.split('\r\n').map((l) => l.slice(0, l.indexOf(':')).toLowerCase());
+        expect(names).not.toContain('bcc');
+        expect(names).not.toContain('x-injected');
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('refuses addresses that could break a header or an SMTP command', () => {
+    for (const bad of ['zoe@example.com\r\nRCPT TO:<x@y.z>', 'zoe @example.com', 'a<b>@example.com', 'no-at-sign', 'x@', '@example.com']) {
+      expect(() => headerAddress(bad)).toThrow(ComposeError);
+    }
+    expect(() => composeMessage(input({ replyTo: 'help@example.org\nBcc: x@y.z' }))).toThrow(ComposeError);
+  });
+});
+
+describe('VERP and unsubscribe tokens', () => {
+  it('round-trips the delivery id through the return path', () => {
+    expect(parseVerp(verpAddress(DELIVERY, 'b.example.org'))).toBe(DELIVERY);
+    expect(parseVerp('bounce+not-a-uuid@b.example.org')).toBeNull();
+    expect(parseVerp('someone@b.example.org')).toBeNull();
+  });
+
+  it('signs unsubscribe tokens when a secret is set', () => {
+    const secret = 'x'.repeat(32);
+    const token = unsubscribeToken(secret, DELIVERY);
+    expect(verifyUnsubscribeToken(secret, token)).toBe(DELIVERY);
+    expect(verifyUnsubscribeToken(secret, `${DELIVERY}.${'A'.repeat(22)}`)).toBeNull();
+    expect(verifyUnsubscribeToken('y'.repeat(32), token)).toBeNull();
+    expect(verifyUnsubscribeToken(secret, DELIVERY)).toBeNull();
+    expect(verifyUnsubscribeToken(null, unsubscribeToken(null, DELIVERY))).toBe(DELIVERY);
+  });
+});

@@ -1,0 +1,594 @@
+/**
+ * Accepting mail: the triggered API (one recipient, now or at `send_at`), the bulk enqueue campaigns
+ * will call, and the dry run. Every recipient is decided by the consent policy when the message is
+ * accepted and again when the worker sends it; a blocked recipient gets a delivery row with the rule
+ * that blocked it, so every "why didn't they get it?" has a stored answer.
+ *
+ * The 202 of the triggered API is sent only once the message, its delivery row and its first event are
+ * committed: from then on the mail survives any process dying.
+ */
+import { createHash } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { AppContext } from '../platform/context.ts';
+import type { DB, Lane, MessageCategory } from '../platform/schema.ts';
+import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
+import { checkEmail } from '../platform/email-address.ts';
+import type { Principal } from '../organisations/service.ts';
+import { audienceFor, contactFor, contactsForSending, ensureContactByEmail, eventFor } from '../audience/service.ts';
+import type { IssuedToken } from '../accounts/service.ts';
+import {
+  decide,
+  explain,
+  isRuleCode,
+  PolicyInputError,
+  summarise,
+  triggeredCategoryAllowed,
+  validatePolicySettings,
+  type Decision,
+  type Origin,
+  type PolicyMessage,
+  type PolicyRecipient,
+  type PolicySettings,
+  type RuleCode,
+} from '../consent/rules.ts';
+import { render, type CompiledTemplate, type TemplateSource } from '../mail/render.ts';
+import { asBadRequest, audienceFieldKeys, compiledFor, compiledVersion, contactData, eventData, templateFor } from '../mail/template-service.ts';
+import { findBuiltinOverride, type TemplateWithContent } from '../mail/template-store.ts';
+import { builtinTemplate, type BuiltinKind } from '../mail/builtin-templates.ts';
+import { deliveryDeadline, laneFor, messageStatus, priorityFor, rateDecision, rateWindowStart, type DeliveryStatus } from './rules.ts';
+import * as store from './store.ts';
+
+// ---- waking workers of this process ----
+
+type Waker = (lane: Lane) => void;
+const wakers = new WeakMap<object, Set<Waker>>();
+
+/** A worker in this process hears about new work at once instead of at its next poll. */
+export function onQueued(db: Kysely<DB>, waker: Waker): () => void {
+  let set = wakers.get(db);
+  if (!set) wakers.set(db, (set = new Set()));
+  set.add(waker);
+  return () => set!.delete(waker);
+}
+
+function notifyQueued(db: Kysely<DB>, lane: Lane) {
+  for (const w of wakers.get(db) ?? []) w(lane);
+}
+
+// ---- rate limit ----
+
+export type RateCheck = { limited: false; limit: number | null; remaining: number | null } | { limited: true; limit: number; retryAfterSeconds: number };
+
+/**
+ * Counts this request against the caller's API key (its `rate_limit_per_minute`, 300 by default) in
+ * a fixed one-minute window kept in the database, so every API process shares one count. Back-office
+ * sessions are people clicking, not limited here.
+ */
+export async function checkRateLimit(ctx: AppContext, p: Principal): Promise<RateCheck> {
+  if (p.kind !== 'key' || p.rateLimitPerMinute === null) return { limited: false, limit: null, remaining: null };
+  const now = ctx.now();
+  const count = await store.countRequest(ctx.db, `key:${p.id}`, rateWindowStart(now));
+  const d = rateDecision(count, p.rateLimitPerMinute, now);
+  return d.allowed ? { limited: false, limit: p.rateLimitPerMinute, remaining: d.remaining } : { limited: true, limit: p.rateLimitPerMinute, retryAfterSeconds: d.retryAfterSeconds };
+}
+
+// ---- policy inputs ----
+
+export interface MessageScope {
+  orgSettings: unknown;
+  audienceId: string;
+  category: MessageCategory;
+  origin: Origin;
+  event: { id: string; ends_at: Date; time_zone: string } | null;
+  communityId: string | null;
+}
+
+/** The organisation's policy settings; a bad stored value stops sending rather than being guessed. */
+export function policySettings(orgSettings: unknown): PolicySettings {
+  const s = validatePolicySettings(orgSettings);
+  if (!s.ok) throw new PolicyInputError(`organisation settings: ${s.reason}`);
+  return s.value;
+}
+
+/**
+ * The policy's view of a message for one recipient. Mail sent through the triggered API is caused by
+ * the recipient's own action (that is what the API is for), so the recipient is the person concerned;
+ * a transactional message to a list has no person concerned and is refused for every recipient.
+ */
+export function policyMessage(scope: MessageScope, recipientContactId: string): PolicyMessage {
+  const common = { audienceId: scope.audienceId, origin: scope.origin, invitation: false, settings: policySettings(scope.orgSettings) };
+  switch (scope.category) {
+    case 'transactional':
+      return { ...common, category: 'transactional', personConcernedId: scope.origin === 'triggered' ? recipientContactId : '' };
+    case 'participation':
+      if (scope.event) return { ...common, category: 'participation', about: { kind: 'event', event: { id: scope.event.id, endsAt: scope.event.ends_at, timeZone: scope.event.time_zone } } };
+      if (scope.communityId) return { ...common, category: 'participation', about: { kind: 'community', communityId: scope.communityId } };
+      throw new PolicyInputError('a participation message must be about an event or a community');
+    case 'marketing':
+      return { ...common, category: 'marketing' };
+  }
+}
+
+export type SendingContact = Awaited<ReturnType<typeof contactsForSending>>[number];
+
+/**
+ * The policy's view of a recipient. `email` is the address the delivery goes to (fixed when it was
+ * accepted). Marketing consent is read from `contacts.marketing_authorized_at` until the consent
+ * ledger records opt-ins and withdrawals; there is no exclusion list yet.
+ */
+export function policyRecipient(c: SendingContact, email: string, suppression: { hardBouncedAt: Date | null; complainedAt: Date | null } | undefined): PolicyRecipient {
+  return {
+    contactId: c.id,
+    audienceId: c.audience_id,
+    email,
+    hardBouncedAt: suppression?.hardBouncedAt ?? null,
+    complainedAt: suppression?.complainedAt ?? null,
+    eventIds: c.event_ids,
+    communityIds: c.community_ids,
+    marketing: c.marketing_authorized_at ? { status: 'opted_in', since: c.marketing_authorized_at } : { status: 'none' },
+    excluded: false,
+  };
+}
+
+export const emailKey = (email: string) => {
+  const r = checkEmail(email);
+  return r.ok ? r.lower : email.trim().toLowerCase();
+};
+
+async function decideFor(ctx: AppContext, orgId: string, scope: MessageScope, contacts: SendingContact[], now: Date): Promise<Map<string, Decision>> {
+  const suppressions = await store.suppressionsFor(ctx.db, orgId, contacts.map((c) => emailKey(c.email)));
+  const out = new Map<string, Decision>();
+  for (const c of contacts) out.set(c.id, decide(policyMessage(scope, c.id), policyRecipient(c, c.email, suppressions.get(emailKey(c.email))), now));
+  return out;
+}
+
+async function orgInfo(ctx: AppContext, orgId: string): Promise<{ name: string; settings: unknown }> {
+  return ctx.db.selectFrom('organisations').select(['name', 'settings']).where('id', '=', orgId).executeTakeFirstOrThrow();
+}
+
+function policyError(e: unknown): unknown {
+  return e instanceof PolicyInputError ? new AppError(409, 'invalid_policy_settings', e.message) : e;
+}
+
+async function scopeOfTemplate(ctx: AppContext, p: Principal, t: TemplateWithContent, origin: Origin): Promise<MessageScope> {
+  const event = t.event_id ? await ctx.db.selectFrom('events').select(['id', 'ends_at', 'time_zone']).where('id', '=', t.event_id).executeTakeFirst() : undefined;
+  return { orgSettings: (await orgInfo(ctx, p.orgId)).settings, audienceId: t.audience_id, category: t.category, origin, event: event ?? null, communityId: t.community_id };
+}
+
+// ---- the triggered API ----
+
+export interface TriggeredInput {
+  template_id?: string;
+  /** one of envoi's built-in templates, or the audience's override of it */
+  builtin?: BuiltinKind;
+  audience_id?: string;
+  /** the event a built-in or inline message is about (registration_confirmation) */
+  event_id?: string;
+  language?: string;
+  subject?: string;
+  html?: string;
+  text?: string | null;
+  to: { contact_id?: string; email?: string; first_name?: string | null; last_name?: string | null; company?: string | null; job_title?: string | null; fields?: Record<string, unknown> };
+  variables?: Record<string, unknown>;
+  idempotency_key?: string;
+  custom_id?: string;
+  tags?: string[];
+  send_at?: string;
+  /** the variables hold secrets: kept only until the message is delivered or given up */
+  sensitive?: boolean;
+}
+
+export interface Accepted {
+  id: string;
+  status: DeliveryStatus;
+  delivery_id: string | null;
+  replayed: boolean;
+  rule?: RuleCode;
+  detail?: string;
+}
+
+function requestHash(input: TriggeredInput): string {
+  const { idempotency_key: _key, ...rest } = input;
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  return createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex');
+}
+
+async function replay(ctx: AppContext, orgId: string, m: store.MessageRow, hash: string): Promise<Accepted> {
+  if (m.request_hash !== hash) {
+    throw conflict('idempotency_key_reused', 'this idempotency_key was already used for a different request; use a new key for a new message', { message_id: m.id });
+  }
+  // The answer the first request got: the status the message was accepted with.
+  const first = await store.firstEvent(ctx.db, m.id);
+  const delivery = first?.delivery_id ? await ctx.db.selectFrom('deliveries').select(['id', 'rule', 'rule_detail']).where('id', '=', first.delivery_id).executeTakeFirst() : undefined;
+  const status = (first?.type === 'blocked' ? 'blocked' : 'queued') as DeliveryStatus;
+  return {
+    id: m.id,
+    status,
+    delivery_id: delivery?.id ?? null,
+    replayed: true,
+    ...(status === 'blocked' && delivery?.rule && isRuleCode(delivery.rule) ? { rule: delivery.rule, detail: delivery.rule_detail ?? '' } : {}),
+  };
+}
+
+export type InlineContent = { language: string; subject: string; preheader?: string | null; format?: 'html' | 'mjml'; html: string; text: string | null; category?: MessageCategory };
+
+/** A message without a stored template (inline, or a built-in): compiled once per distinct content, like a template version. */
+export function compiledInline(inline: InlineContent): Promise<CompiledTemplate> {
+  const source: TemplateSource = {
+    category: inline.category ?? 'transactional',
+    language: inline.language,
+    subject: inline.subject,
+    preheader: inline.preheader ?? null,
+    format: inline.format ?? 'html',
+    body: inline.html,
+    text: inline.text,
+    tracking: false,
+  };
+  return compiledFor(`inline:${createHash('sha256').update(JSON.stringify(source)).digest('hex')}`, () => source);
+}
+
+const UNSUBSCRIBE_PLACEHOLDER = (ctx: AppContext) => `${ctx.config.publicUrl}/u/preview`;
+
+/** Accepts one triggered message for one recipient. */
+export async function acceptTriggered(ctx: AppContext, p: Principal, input: TriggeredInput): Promise<Accepted> {
+  const hash = requestHash(input);
+  const key = input.idempotency_key;
+  if (key !== undefined) {
+    const existing = await store.findMessageByKey(ctx.db, p.orgId, key);
+    if (existing) return replay(ctx, p.orgId, existing, hash);
+  }
+
+  // What is sent, and to which audience.
+  const inlineGiven = input.subject !== undefined || input.html !== undefined || input.text !== undefined;
+  const sources = [input.template_id !== undefined, input.builtin !== undefined, inlineGiven].filter(Boolean).length;
+  if (sources !== 1) throw badRequest('template_required', 'give one of template_id, builtin (with audience_id), or audience_id with subject and html (transactional mail only)');
+  let template: TemplateWithContent | null = null;
+  let inline: InlineContent | null = null;
+  let audienceId: string;
+  let eventId: string | null = null;
+  if (input.template_id) {
+    template = await templateFor(ctx, p, input.template_id);
+    if (input.audience_id && input.audience_id !== template.audience_id) throw badRequest('audience_mismatch', 'audience_id is not the audience of the template');
+    if (input.event_id) throw badRequest('event_with_template', 'a stored template names its own event; event_id is for built-in and inline messages');
+    audienceId = template.audience_id;
+  } else {
+    if (!input.audience_id) throw badRequest('audience_required', 'a message without template_id needs audience_id');
+    audienceId = (await audienceFor(ctx, p, input.audience_id)).id;
+    if (input.event_id) {
+      const e = await eventFor(ctx, p, input.event_id).catch(() => null);
+      if (!e || e.audience_id !== audienceId) throw badRequest('unknown_event', 'event_id names no event of this audience');
+      eventId = e.id;
+    }
+    if (input.builtin) {
+      // The audience's own version of a built-in template wins over the one envoi ships.
+      const language = input.language ?? 'en';
+      template = (await findBuiltinOverride(ctx.db, audienceId, input.builtin, language)) ?? null;
+      if (!template) {
+        const b = builtinTemplate(input.builtin, language);
+        inline = { language: b.language, subject: b.subject, preheader: b.preheader, format: 'mjml', html: b.body, text: null, category: b.category };
+      }
+    } else {
+      if (!input.subject || !input.html) throw badRequest('template_required', 'a message without a stored template needs subject and html');
+      inline = { language: input.language ?? 'en', subject: input.subject, html: input.html, text: input.text ?? null };
+    }
+  }
+  const category: MessageCategory = template ? template.category : (inline!.category ?? 'transactional');
+  if (!triggeredCategoryAllowed(category)) {
+    throw new AppError(422, 'triggered_marketing', explain('triggered_marketing').en, { rule: 'triggered_marketing', explanation: explain('triggered_marketing') });
+  }
+  const org = await orgInfo(ctx, p.orgId);
+  let scope: MessageScope;
+  let compiled: CompiledTemplate;
+  if (template) {
+    scope = await scopeOfTemplate(ctx, p, template, 'triggered');
+    compiled = await compiledVersion(template.id, template.version, template);
+  } else {
+    try {
+      compiled = await compiledInline(inline!);
+    } catch (e) {
+      throw asBadRequest(e);
+    }
+    scope = { orgSettings: org.settings, audienceId, category, origin: 'triggered', event: null, communityId: null };
+  }
+  // The organisation's name is there for every template (the built-ins sign with it).
+  const variables = { organisation_name: org.name, ...input.variables };
+  // A stored template names its event; a built-in (or its override) is about the event of the request.
+  const messageEventId = template && !input.builtin ? template.event_id : (eventId ?? template?.event_id ?? null);
+
+  // Who it goes to.
+  const to = input.to;
+  if ((to.contact_id === undefined) === (to.email === undefined)) throw badRequest('invalid_recipient', 'to needs either contact_id or email');
+  let contactId: string;
+  if (to.contact_id) contactId = (await contactFor(ctx, p, audienceId, to.contact_id)).id;
+  else {
+    const { fields, contact_id: _none, ...builtins } = to;
+    contactId = (await ensureContactByEmail(ctx, p, audienceId, { builtins, custom: fields ?? {} })).id;
+  }
+  const [contact] = await contactsForSending(ctx.db, p.orgId, [contactId]);
+  if (!contact) throw notFound('contact');
+
+  const now = ctx.now();
+  let decision: Decision;
+  try {
+    decision = (await decideFor(ctx, p.orgId, scope, [contact], now)).get(contact.id)!;
+  } catch (e) {
+    throw policyError(e);
+  }
+
+  // A variable the caller forgot would go out as an empty link: refuse it now, naming it.
+  if (decision.allow) {
+    const event = messageEventId ? await ctx.db.selectFrom('events').selectAll().where('id', '=', messageEventId).executeTakeFirst() : undefined;
+    try {
+      render(compiled, { contact: contactData(contact, await audienceFieldKeys(ctx, p, audienceId)), event: event ? eventData(event) : null, vars: variables, unsubscribe: UNSUBSCRIBE_PLACEHOLDER(ctx) }, 'preview');
+    } catch (e) {
+      throw asBadRequest(e);
+    }
+  }
+
+  const sendAt = input.send_at ? new Date(input.send_at) : null;
+  if (sendAt && Number.isNaN(sendAt.getTime())) throw badRequest('invalid_send_at', 'send_at is not a date-time');
+  const dueAt = sendAt && sendAt > now ? sendAt : now;
+  const lane = laneFor(scope.category);
+
+  const created = await ctx.db.transaction().execute(async (trx) => {
+    const messageId = await store.insertMessage(trx, {
+      org_id: p.orgId,
+      audience_id: audienceId,
+      origin: 'triggered',
+      category: scope.category,
+      template_id: template?.id ?? null,
+      template_version: template?.version ?? null,
+      event_id: messageEventId,
+      community_id: template?.community_id ?? null,
+      inline: inline ? JSON.stringify(inline) : null,
+      // A blocked message is never sent: its secrets need not be kept at all.
+      variables: JSON.stringify(input.sensitive && !decision.allow ? {} : variables),
+      sensitive: input.sensitive ?? false,
+      idempotency_key: key ?? null,
+      request_hash: hash,
+      custom_id: input.custom_id ?? null,
+      tags: input.tags ?? [],
+      send_at: sendAt,
+      created_by: `${p.kind}:${p.id}`,
+      created_at: now,
+    });
+    if (!messageId) return null; // a concurrent request with the same key won
+    const [delivery] = await store.insertDeliveries(trx, [
+      {
+        org_id: p.orgId,
+        message_id: messageId,
+        contact_id: contact.id,
+        email: contact.email,
+        lane,
+        priority: priorityFor(scope.category),
+        status: decision.allow ? 'queued' : 'blocked',
+        rule: decision.allow ? null : decision.rule,
+        rule_detail: decision.allow ? null : decision.detail,
+        due_at: dueAt,
+        expires_at: deliveryDeadline(scope.category, dueAt),
+        created_at: now,
+        updated_at: now,
+      },
+    ]);
+    await store.insertEvents(trx, [
+      {
+        org_id: p.orgId,
+        message_id: messageId,
+        delivery_id: delivery!.id,
+        type: decision.allow ? 'queued' : 'blocked',
+        at: now,
+        detail: JSON.stringify(decision.allow ? { due_at: dueAt.toISOString() } : { rule: decision.rule, detail: decision.detail }),
+      },
+    ]);
+    return { messageId, deliveryId: delivery!.id };
+  });
+
+  if (!created) {
+    const winner = await store.findMessageByKey(ctx.db, p.orgId, key!);
+    if (!winner) throw new AppError(409, 'idempotency_conflict', 'a concurrent request with this idempotency_key failed; retry');
+    return replay(ctx, p.orgId, winner, hash);
+  }
+  if (decision.allow) notifyQueued(ctx.db, lane);
+  return {
+    id: created.messageId,
+    status: decision.allow ? 'queued' : 'blocked',
+    delivery_id: created.deliveryId,
+    replayed: false,
+    ...(decision.allow ? {} : { rule: decision.rule, detail: decision.detail }),
+  };
+}
+
+/**
+ * Emails a contact-account token (from signUp, requestPasswordReset, organiserPasswordReset) with the
+ * built-in confirmation or reset template, or the audience's override of it. `pageUrl` is the page of
+ * the organiser's site that takes the token; the token is added to it as `?token=`. The link lives in
+ * the message only until it is delivered or given up (`sensitive`).
+ */
+export async function sendAccountToken(ctx: AppContext, p: Principal, audienceId: string, issued: IssuedToken, pageUrl: string, language?: string): Promise<Accepted> {
+  let url: URL;
+  try {
+    url = new URL(pageUrl);
+  } catch {
+    throw badRequest('invalid_url', 'the page URL that takes the token is not a URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw badRequest('invalid_url', 'the page URL that takes the token must be http(s)');
+  url.searchParams.set('token', issued.token);
+  const [builtin, variable] = issued.kind === 'confirm' ? (['account_confirmation', 'confirm_url'] as const) : (['password_reset', 'reset_url'] as const);
+  return acceptTriggered(ctx, p, { builtin, audience_id: audienceId, to: { contact_id: issued.contactId }, variables: { [variable]: url.toString() }, language, sensitive: true });
+}
+
+// ---- bulk: one message to many contacts (what campaigns build on) ----
+
+/**
+ * Queues one template version to many contacts of its audience, deciding each recipient now (and the
+ * worker decides again at send time). Marketing is allowed here: this is not the triggered API, and
+ * the policy checks consent per recipient.
+ */
+export async function enqueueToContacts(ctx: AppContext, p: Principal, input: { templateId: string; contactIds: readonly string[]; variables?: Record<string, unknown>; sendAt?: Date }) {
+  const t = await templateFor(ctx, p, input.templateId);
+  const scope = await scopeOfTemplate(ctx, p, t, 'campaign');
+  const now = ctx.now();
+  const dueAt = input.sendAt && input.sendAt > now ? input.sendAt : now;
+  const ids = [...new Set(input.contactIds)];
+  const contacts: SendingContact[] = [];
+  for (let i = 0; i < ids.length; i += 5000) contacts.push(...(await contactsForSending(ctx.db, p.orgId, ids.slice(i, i + 5000))));
+  let decisions: Map<string, Decision>;
+  try {
+    decisions = await decideFor(ctx, p.orgId, scope, contacts, now);
+  } catch (e) {
+    throw policyError(e);
+  }
+  const lane = laneFor(t.category);
+  const result = await ctx.db.transaction().execute(async (trx) => {
+    const messageId = (await store.insertMessage(trx, {
+      org_id: p.orgId,
+      audience_id: t.audience_id,
+      origin: 'campaign',
+      category: t.category,
+      template_id: t.id,
+      template_version: t.version,
+      event_id: t.event_id,
+      community_id: t.community_id,
+      variables: JSON.stringify(input.variables ?? {}),
+      created_by: `${p.kind}:${p.id}`,
+      created_at: now,
+      send_at: input.sendAt ?? null,
+    }))!;
+    const rows = await store.insertDeliveries(
+      trx,
+      contacts.map((c) => {
+        const d = decisions.get(c.id)!;
+        return {
+          org_id: p.orgId,
+          message_id: messageId,
+          contact_id: c.id,
+          email: c.email,
+          lane,
+          priority: priorityFor(t.category),
+          status: d.allow ? ('queued' as const) : ('blocked' as const),
+          rule: d.allow ? null : d.rule,
+          rule_detail: d.allow ? null : d.detail,
+          due_at: dueAt,
+          expires_at: deliveryDeadline(t.category, dueAt),
+          created_at: now,
+          updated_at: now,
+        };
+      }),
+    );
+    await store.insertEvents(
+      trx,
+      rows.map((r) => {
+        const d = decisions.get(r.contact_id!)!;
+        return { org_id: p.orgId, message_id: messageId, delivery_id: r.id, type: r.status, at: now, detail: JSON.stringify(d.allow ? {} : { rule: d.rule, detail: d.detail }) };
+      }),
+    );
+    return { messageId, queued: rows.filter((r) => r.status === 'queued').length };
+  });
+  notifyQueued(ctx.db, lane);
+  return { message_id: result.messageId, recipients: contacts.length, queued: result.queued, ...summarise(decisions.values()) };
+}
+
+// ---- dry run ----
+
+export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, input: { template_id: string; contact_ids?: string[]; all?: boolean; origin?: 'campaign' | 'triggered' }) {
+  await audienceFor(ctx, p, audienceId);
+  const t = await templateFor(ctx, p, input.template_id, audienceId);
+  if ((input.contact_ids === undefined) === (input.all !== true)) throw badRequest('invalid_selection', 'give contact_ids, or all: true for every contact of the audience');
+  const origin = input.origin ?? 'campaign';
+  const scope = await scopeOfTemplate(ctx, p, t, origin);
+  const now = ctx.now();
+  const decisions: Decision[] = [];
+  let unknown = 0;
+  const run = async (ids: string[]) => {
+    const contacts = (await contactsForSending(ctx.db, p.orgId, ids)).filter((c) => c.audience_id === audienceId);
+    unknown += ids.length - contacts.length;
+    try {
+      decisions.push(...(await decideFor(ctx, p.orgId, scope, contacts, now)).values());
+    } catch (e) {
+      throw policyError(e);
+    }
+  };
+  if (input.contact_ids) {
+    const ids = [...new Set(input.contact_ids)];
+    for (let i = 0; i < ids.length; i += 5000) await run(ids.slice(i, i + 5000));
+  } else {
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const page = await ctx.db.selectFrom('contacts').select('id').where('audience_id', '=', audienceId).where('id', '>', after).orderBy('id').limit(5000).execute();
+      if (page.length === 0) break;
+      await run(page.map((r) => r.id));
+      after = page[page.length - 1]!.id;
+    }
+  }
+  const counts = summarise(decisions);
+  return {
+    template_id: t.id,
+    template_version: t.version,
+    category: t.category,
+    origin,
+    total: decisions.length,
+    allowed: counts.allowed,
+    blocked: counts.blocked,
+    explanations: Object.fromEntries(Object.keys(counts.blocked).map((rule) => [rule, explain(rule as RuleCode)])),
+    ...(unknown ? { unknown_contacts: unknown } : {}),
+  };
+}
+
+// ---- reading ----
+
+export async function getMessage(ctx: AppContext, p: Principal, id: string) {
+  const m = await store.findMessage(ctx.db, p.orgId, id);
+  if (!m) throw notFound('message');
+  await audienceFor(ctx, p, m.audience_id).catch(() => {
+    throw notFound('message');
+  });
+  const [deliveries, counts, events] = await Promise.all([store.deliveriesOf(ctx.db, id, 100), store.deliveryCounts(ctx.db, id), store.eventsOf(ctx.db, id, 500)]);
+  return {
+    id: m.id,
+    status: messageStatus(counts),
+    origin: m.origin,
+    category: m.category,
+    audience_id: m.audience_id,
+    template_id: m.template_id,
+    template_version: m.template_version,
+    event_id: m.event_id,
+    community_id: m.community_id,
+    custom_id: m.custom_id,
+    tags: m.tags,
+    idempotency_key: m.idempotency_key,
+    send_at: m.send_at,
+    created_at: m.created_at,
+    counts,
+    deliveries: deliveries.map((d) => ({
+      id: d.id,
+      contact_id: d.contact_id,
+      email: d.email,
+      lane: d.lane,
+      status: d.status,
+      rule: d.rule,
+      rule_detail: d.rule_detail,
+      ...(d.rule && isRuleCode(d.rule) ? { explanation: explain(d.rule) } : {}),
+      attempts: d.attempts,
+      due_at: ['queued', 'deferred'].includes(d.status) ? d.due_at : null,
+      sent_at: d.sent_at,
+      last_error: d.last_error,
+      smtp_response: d.smtp_response,
+    })),
+    events: events.map((e) => ({ type: e.type, at: e.at, delivery_id: e.delivery_id, detail: e.detail })),
+  };
+}
+
+export async function listSuppressions(ctx: AppContext, p: Principal, page: { limit: number; offset: number }) {
+  return { items: await store.listSuppressions(ctx.db, p.orgId, page.limit, page.offset) };
+}
+
+export async function listOutbox(ctx: AppContext, p: Principal, page: { limit: number; offset: number }) {
+  return { items: await store.listOutbox(ctx.db, p.orgId, page.limit, page.offset), smtp_configured: ctx.config.smtpUrl !== null };
+}
+
+export async function getOutboxMessage(ctx: AppContext, p: Principal, id: string) {
+  const m = await store.findOutbox(ctx.db, p.orgId, id);
+  if (!m) throw notFound('outbox message');
+  return m;
+}

@@ -1,0 +1,286 @@
+import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
+import type { DB, DeliveriesTable, DeliveryStatus, Lane, MessageEventsTable, MessagesTable } from '../platform/schema.ts';
+
+type Q = Kysely<DB>;
+
+export type MessageRow = Selectable<MessagesTable>;
+export type DeliveryRow = Selectable<DeliveriesTable>;
+
+// ---- rate limit ----
+
+/** Counts one request in its window and returns the window's count: one statement, any number of API processes. */
+export async function countRequest(db: Q, key: string, windowStart: Date): Promise<number> {
+  const r = await db
+    .insertInto('rate_counters')
+    .values({ key, window_start: windowStart, count: 1 })
+    .onConflict((oc) => oc.columns(['key', 'window_start']).doUpdateSet({ count: sql`rate_counters.count + 1` }))
+    .returning('count')
+    .executeTakeFirstOrThrow();
+  return r.count;
+}
+
+export async function purgeRateCounters(db: Q, before: Date) {
+  await db.deleteFrom('rate_counters').where('window_start', '<', before).execute();
+}
+
+// ---- messages ----
+
+export function findMessageByKey(db: Q, orgId: string, idempotencyKey: string) {
+  return db.selectFrom('messages').selectAll().where('org_id', '=', orgId).where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
+}
+
+/** Inserts a message; undefined when another one already holds its idempotency key. */
+export async function insertMessage(db: Q, row: Insertable<MessagesTable>): Promise<string | undefined> {
+  const r = await db
+    .insertInto('messages')
+    .values(row)
+    .onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return r?.id;
+}
+
+const CHUNK = 1000;
+
+export async function insertDeliveries(db: Q, rows: Insertable<DeliveriesTable>[]): Promise<{ id: string; contact_id: string | null; status: DeliveryStatus }[]> {
+  const out: { id: string; contact_id: string | null; status: DeliveryStatus }[] = [];
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    out.push(...(await db.insertInto('deliveries').values(rows.slice(i, i + CHUNK)).returning(['id', 'contact_id', 'status']).execute()));
+  }
+  return out;
+}
+
+export async function insertEvents(db: Q, rows: Insertable<MessageEventsTable>[]) {
+  for (let i = 0; i < rows.length; i += CHUNK) await db.insertInto('message_events').values(rows.slice(i, i + CHUNK)).execute();
+}
+
+export function findMessage(db: Q, orgId: string, id: string) {
+  return db.selectFrom('messages').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+}
+
+export function deliveriesOf(db: Q, messageId: string, limit: number) {
+  return db.selectFrom('deliveries').selectAll().where('message_id', '=', messageId).orderBy('created_at').orderBy('id').limit(limit).execute();
+}
+
+export async function deliveryCounts(db: Q, messageId: string) {
+  const rows = await db.selectFrom('deliveries').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where('message_id', '=', messageId).groupBy('status').execute();
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)])) as Partial<Record<DeliveryStatus, number>>;
+}
+
+export function eventsOf(db: Q, messageId: string, limit: number) {
+  return db.selectFrom('message_events').select(['id', 'delivery_id', 'type', 'at', 'detail']).where('message_id', '=', messageId).orderBy('id').limit(limit).execute();
+}
+
+export async function firstEvent(db: Q, messageId: string) {
+  return db.selectFrom('message_events').select(['type', 'delivery_id']).where('message_id', '=', messageId).orderBy('id').limit(1).executeTakeFirst();
+}
+
+// ---- suppressions ----
+
+export async function suppressionsFor(db: Q, orgId: string, emailLowers: readonly string[]) {
+  const map = new Map<string, { hardBouncedAt: Date | null; complainedAt: Date | null }>();
+  if (emailLowers.length === 0) return map;
+  const rows = await db.selectFrom('suppressions').select(['email_lower', 'reason', 'created_at']).where('org_id', '=', orgId).where('email_lower', 'in', [...new Set(emailLowers)]).execute();
+  for (const r of rows) {
+    const s = map.get(r.email_lower) ?? { hardBouncedAt: null, complainedAt: null };
+    if (r.reason === 'hard_bounce') s.hardBouncedAt = r.created_at;
+    else s.complainedAt = r.created_at;
+    map.set(r.email_lower, s);
+  }
+  return map;
+}
+
+export function listSuppressions(db: Q, orgId: string, limit: number, offset: number) {
+  return db.selectFrom('suppressions').selectAll().where('org_id', '=', orgId).orderBy('created_at', 'desc').limit(limit).offset(offset).execute();
+}
+
+// ---- the work queue ----
+
+export interface ClaimedDelivery {
+  id: string;
+  org_id: string;
+  message_id: string;
+  contact_id: string | null;
+  email: string;
+  lane: Lane;
+  attempts: number;
+  expires_at: Date;
+  /** status before this claim: 'sending' means the previous holder's lease ran out */
+  previous_status: DeliveryStatus;
+  previous_worker: string | null;
+}
+
+/**
+ * Claims up to `limit` due deliveries of one lane for `workerId` until `leaseUntil`. A row is due when
+ * it is queued or deferred and its time has come, or when it is 'sending' and the lease of the worker
+ * that took it has run out (its `due_at` is its lease end). SKIP LOCKED lets concurrent workers take
+ * disjoint batches without waiting for each other; the status change in the same statement keeps
+ * a row from being taken again while its lease lasts.
+ */
+export async function claim(db: Q, o: { lane: Lane; workerId: string; now: Date; leaseUntil: Date; limit: number }): Promise<ClaimedDelivery[]> {
+  const r = await sql<ClaimedDelivery>`
+    WITH due AS (
+      SELECT id, status AS previous_status, leased_by AS previous_worker
+      FROM deliveries
+      WHERE lane = ${o.lane} AND status IN ('queued', 'deferred', 'sending') AND due_at <= ${o.now}::timestamptz
+      ORDER BY priority, due_at
+      LIMIT ${o.limit}
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE deliveries d
+    SET status = 'sending', attempts = d.attempts + 1, leased_by = ${o.workerId}, lease_until = ${o.leaseUntil}::timestamptz, due_at = ${o.leaseUntil}::timestamptz, updated_at = ${o.now}::timestamptz
+    FROM due
+    WHERE d.id = due.id
+    RETURNING d.id, d.org_id, d.message_id, d.contact_id, d.email, d.lane, d.attempts, d.expires_at, due.previous_status, due.previous_worker`.execute(db);
+  return r.rows;
+}
+
+/** Extends every lease `workerId` holds: a slow batch keeps its rows. */
+export async function renewLeases(db: Q, workerId: string, now: Date, leaseUntil: Date): Promise<number> {
+  const r = await db
+    .updateTable('deliveries')
+    .set({ lease_until: leaseUntil, due_at: leaseUntil, updated_at: now })
+    .where('leased_by', '=', workerId)
+    .where('status', '=', 'sending')
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+export interface Outcome {
+  id: string;
+  status: Exclude<DeliveryStatus, 'queued' | 'sending'>;
+  /** next attempt, for a deferral */
+  due_at?: Date | null;
+  last_error?: string | null;
+  smtp_response?: string | null;
+  rule?: string | null;
+  rule_detail?: string | null;
+  /** message_events.type and detail */
+  event: string;
+  detail: Record<string, unknown>;
+  /** email_lower to suppress (hard bounce) */
+  suppress?: string | null;
+}
+
+/**
+ * Writes the outcomes of sends in one statement: the delivery rows, their events, and the
+ * suppressions of hard-bounced addresses. Only rows this worker still holds are written (a lease that
+ * ran out belongs to whoever took the row over); returns the ids written.
+ */
+export async function recordOutcomes(db: Q, workerId: string, now: Date, outcomes: readonly Outcome[]): Promise<string[]> {
+  if (outcomes.length === 0) return [];
+  const json = JSON.stringify(
+    outcomes.map((o) => ({
+      id: o.id,
+      status: o.status,
+      due_at: o.due_at ? o.due_at.toISOString() : null,
+      last_error: o.last_error ?? null,
+      smtp_response: o.smtp_response ?? null,
+      rule: o.rule ?? null,
+      rule_detail: o.rule_detail ?? null,
+      event: o.event,
+      detail: o.detail,
+      suppress: o.suppress ?? null,
+    })),
+  );
+  const r = await sql<{ delivery_id: string }>`
+    WITH v AS (
+      SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS v(
+        id uuid, status text, due_at timestamptz, last_error text, smtp_response text, rule text, rule_detail text, event text, detail jsonb, suppress text)
+    ),
+    upd AS (
+      UPDATE deliveries d
+      SET status = v.status,
+          due_at = coalesce(v.due_at, d.due_at),
+          sent_at = CASE WHEN v.status = 'sent' THEN ${now}::timestamptz ELSE d.sent_at END,
+          lease_until = NULL,
+          leased_by = NULL,
+          last_error = CASE WHEN v.status = 'sent' THEN d.last_error ELSE v.last_error END,
+          smtp_response = coalesce(v.smtp_response, d.smtp_response),
+          rule = v.rule,
+          rule_detail = v.rule_detail,
+          updated_at = ${now}::timestamptz
+      FROM v
+      WHERE d.id = v.id AND d.status = 'sending' AND d.leased_by = ${workerId}
+      RETURNING d.id, d.org_id, d.message_id, d.status
+    ),
+    scrub AS (
+      UPDATE messages m SET variables = '{}'::jsonb
+      FROM upd
+      WHERE m.id = upd.message_id AND m.sensitive AND upd.status IN ('sent', 'bounced', 'failed', 'blocked')
+    ),
+    sup AS (
+      INSERT INTO suppressions (org_id, email_lower, reason, created_at, delivery_id, detail)
+      SELECT upd.org_id, v.suppress, 'hard_bounce', ${now}::timestamptz, upd.id, v.smtp_response
+      FROM upd JOIN v ON v.id = upd.id
+      WHERE v.suppress IS NOT NULL
+      ON CONFLICT DO NOTHING
+    )
+    INSERT INTO message_events (org_id, message_id, delivery_id, type, at, detail)
+    SELECT upd.org_id, upd.message_id, upd.id, v.event, ${now}::timestamptz, v.detail
+    FROM upd JOIN v ON v.id = upd.id
+    RETURNING delivery_id`.execute(db);
+  return r.rows.map((x) => x.delivery_id);
+}
+
+/** What a worker needs about the messages of a batch, in one query. */
+export async function messagesForSending(db: Q, ids: readonly string[]) {
+  if (ids.length === 0) return [];
+  return db
+    .selectFrom('messages as m')
+    .innerJoin('organisations as o', 'o.id', 'm.org_id')
+    .leftJoin('template_versions as v', (j) => j.onRef('v.template_id', '=', 'm.template_id').onRef('v.version', '=', 'm.template_version'))
+    .leftJoin('events as e', 'e.id', 'm.event_id')
+    .select([
+      'm.id',
+      'm.org_id',
+      'm.audience_id',
+      'm.origin',
+      'm.category',
+      'm.template_id',
+      'm.template_version',
+      'm.event_id',
+      'm.community_id',
+      'm.inline',
+      'm.variables',
+      'o.name as org_name',
+      'o.settings as org_settings',
+      'v.category as v_category',
+      'v.language as v_language',
+      'v.subject as v_subject',
+      'v.preheader as v_preheader',
+      'v.format as v_format',
+      'v.body as v_body',
+      'v.text_body as v_text_body',
+      'v.tracking as v_tracking',
+      'v.from_name as v_from_name',
+      'v.from_email as v_from_email',
+      'v.reply_to as v_reply_to',
+      'e.name as e_name',
+      'e.starts_at as e_starts_at',
+      'e.ends_at as e_ends_at',
+      'e.time_zone as e_time_zone',
+    ])
+    .where('m.id', 'in', [...ids])
+    .execute();
+}
+
+export type MessageForSending = Awaited<ReturnType<typeof messagesForSending>>[number];
+
+// ---- outbox ----
+
+export function listOutbox(db: Q, orgId: string, limit: number, offset: number) {
+  return db
+    .selectFrom('outbox')
+    .select(['id', 'message_id', 'delivery_id', 'envelope_from', 'envelope_to', 'subject', 'created_at'])
+    .where('org_id', '=', orgId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .offset(offset)
+    .execute();
+}
+
+export function findOutbox(db: Q, orgId: string, id: string) {
+  return db.selectFrom('outbox').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+}

@@ -1,0 +1,408 @@
+/**
+ * The worker: claims due deliveries from the database, decides each recipient again (a hard bounce
+ * or a closed event window since the message was accepted still stops it), renders from the compiled
+ * template version, composes, sends, and records the outcome.
+ *
+ * Two claim loops, one per lane, each with its own SMTP pool: a transactional message is claimed and
+ * sent while a bulk backlog drains, never behind it.
+ *
+ * Crash safety: a claimed row carries this worker's lease. If the process dies, the row becomes due
+ * again when the lease runs out and another worker sends it; only what this worker sent but had not
+ * yet recorded can go out twice (at most its in-flight sends). Outcomes are written in groups (what
+ * finished while the previous write ran), one statement per group.
+ */
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { AppContext } from '../platform/context.ts';
+import type { Lane } from '../platform/schema.ts';
+import { contactsForSending } from '../audience/service.ts';
+import { decide, PolicyInputError, type Decision } from '../consent/rules.ts';
+import { render, TemplateError, type CompiledTemplate } from '../mail/render.ts';
+import { compiledVersion, contactData } from '../mail/template-service.ts';
+import type { VersionContent } from '../mail/template-store.ts';
+import { composeMessage, ComposeError, unsubscribeTargets } from '../mail/compose.ts';
+import { createMailTransport, type MailTransport } from '../mail/transport.ts';
+import { afterTemporaryFailure, classifyFailure, type SmtpFailure } from './rules.ts';
+import { compiledInline, emailKey, onQueued, policyMessage, policyRecipient, type InlineContent, type MessageScope, type SendingContact } from './service.ts';
+import * as store from './store.ts';
+
+export type WorkerLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+
+export interface WorkerOptions {
+  id?: string;
+  /** Defaults to the configuration's SMTP_URL; null sends to the development outbox. */
+  smtpUrl?: string | null;
+  /** Bulk sends in flight (and SMTP connections of the bulk lane). */
+  concurrency?: number;
+  /** Transactional sends in flight (and connections of the transactional lane). */
+  transactionalConcurrency?: number;
+  batchSize?: number;
+  leaseMs?: number;
+  /** Idle poll of each lane, for work queued by other processes. */
+  pollMs?: { transactional: number; bulk: number };
+  /** Jitter source, [0, 1). */
+  random?: () => number;
+  log?: WorkerLog;
+}
+
+export interface WorkerStats {
+  claimed: number;
+  recovered: number;
+  sent: number;
+  deferred: number;
+  bounced: number;
+  blocked: number;
+  failed: number;
+  batches: number;
+}
+
+const LANES: readonly Lane[] = ['transactional', 'bulk'];
+const MESSAGE_TTL_MS = 60_000;
+
+type MessageInfo = store.MessageForSending & { loadedAt: number };
+
+/** What a batch needs about its recipients, loaded once for the batch. */
+interface BatchFacts {
+  contacts: Map<string, SendingContact>;
+  suppressions: Map<string, Awaited<ReturnType<typeof store.suppressionsFor>>>;
+}
+
+/** Writes outcomes as they come, grouping whatever finished while the previous write ran. */
+class Recorder {
+  #pending: store.Outcome[] = [];
+  #running: Promise<void> | null = null;
+  constructor(private readonly write: (batch: store.Outcome[]) => Promise<void>) {}
+
+  push(o: store.Outcome) {
+    this.#pending.push(o);
+    this.#running ??= this.#run();
+  }
+
+  async #run() {
+    try {
+      while (this.#pending.length) await this.write(this.#pending.splice(0, 500));
+    } finally {
+      this.#running = null;
+    }
+  }
+
+  async drain() {
+    while (this.#running) await this.#running;
+  }
+}
+
+async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+}
+
+const defaultLog: WorkerLog = (level, message, fields) => {
+  if (level === 'info') return;
+  process.stderr.write(`${JSON.stringify({ level, time: new Date().toISOString(), msg: message, ...fields })}\n`);
+};
+
+export class Worker {
+  readonly id: string;
+  readonly stats: WorkerStats = { claimed: 0, recovered: 0, sent: 0, deferred: 0, bounced: 0, blocked: 0, failed: 0, batches: 0 };
+  readonly transports: Record<Lane, MailTransport>;
+  readonly #ctx: AppContext;
+  readonly #batchSize: number;
+  readonly #leaseMs: number;
+  readonly #inFlight: Record<Lane, number>;
+  readonly #poll: Record<Lane, number>;
+  readonly #random: () => number;
+  readonly #log: WorkerLog;
+  readonly #recorder: Recorder;
+  readonly #messages = new Map<string, MessageInfo>();
+  #stopping = false;
+  #loops: Promise<void>[] = [];
+  #timers: NodeJS.Timeout[] = [];
+  #waiters: Partial<Record<Lane, () => void>> = {};
+  #dirty: Record<Lane, boolean> = { transactional: false, bulk: false };
+  #busy = 0;
+  #unsubscribe: (() => void) | null = null;
+
+  constructor(ctx: AppContext, opts: WorkerOptions = {}) {
+    this.#ctx = ctx;
+    this.id = opts.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    const concurrency = opts.concurrency ?? ctx.config.workerConcurrency;
+    this.#inFlight = { transactional: opts.transactionalConcurrency ?? 4, bulk: concurrency };
+    this.#batchSize = opts.batchSize ?? 100;
+    this.#leaseMs = opts.leaseMs ?? ctx.config.workerLeaseSeconds * 1000;
+    this.#poll = opts.pollMs ?? { transactional: 250, bulk: 1000 };
+    this.#random = opts.random ?? Math.random;
+    this.#log = opts.log ?? defaultLog;
+    const smtpUrl = opts.smtpUrl === undefined ? ctx.config.smtpUrl : opts.smtpUrl;
+    this.transports = {
+      transactional: createMailTransport(ctx.db, { smtpUrl, maxConnections: this.#inFlight.transactional, dkim: ctx.config.dkim }),
+      bulk: createMailTransport(ctx.db, { smtpUrl, maxConnections: this.#inFlight.bulk, dkim: ctx.config.dkim }),
+    };
+    this.#recorder = new Recorder((batch) => this.#write(batch));
+  }
+
+  /** Starts both claim loops; returns at once. */
+  start(): this {
+    this.#unsubscribe = onQueued(this.#ctx.db, (lane) => this.wake(lane));
+    this.#loops = LANES.map((lane) => this.#loop(lane));
+    // A batch slower than expected keeps its rows: the lease is renewed while work is in flight.
+    this.#timers.push(
+      setInterval(() => {
+        if (this.#busy === 0) return;
+        const now = this.#ctx.now();
+        store.renewLeases(this.#ctx.db, this.id, now, new Date(now.getTime() + this.#leaseMs)).catch((e) => this.#log('warn', 'lease renewal failed', { error: String(e) }));
+      }, Math.max(500, Math.floor(this.#leaseMs / 3))),
+    );
+    this.#timers.push(
+      setInterval(() => {
+        store.purgeRateCounters(this.#ctx.db, new Date(this.#ctx.now().getTime() - 3_600_000)).catch(() => {});
+      }, 300_000),
+    );
+    for (const t of this.#timers) t.unref();
+    this.#log('info', 'worker started', { worker: this.id, transport: this.transports.bulk.kind });
+    return this;
+  }
+
+  /** Stops claiming, finishes and records what is in flight, closes the SMTP pools. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    for (const lane of LANES) this.wake(lane);
+    await Promise.all(this.#loops);
+    await this.#recorder.drain();
+    for (const t of this.#timers) clearInterval(t);
+    this.#unsubscribe?.();
+    await Promise.all(LANES.map((lane) => this.transports[lane].close()));
+    this.#log('info', 'worker stopped', { worker: this.id, ...this.stats });
+  }
+
+  /** Looks for work in `lane` now rather than at the next poll. */
+  wake(lane?: Lane) {
+    for (const l of lane ? [lane] : LANES) {
+      this.#dirty[l] = true;
+      const w = this.#waiters[l];
+      if (w) {
+        this.#waiters[l] = undefined;
+        w();
+      }
+    }
+  }
+
+  async #loop(lane: Lane) {
+    while (!this.#stopping) {
+      let claimed = 0;
+      try {
+        claimed = await this.runOnce(lane);
+      } catch (e) {
+        this.#log('error', 'worker batch failed', { worker: this.id, lane, error: String((e as Error)?.stack ?? e) });
+        await this.#idle(lane, 1000);
+        continue;
+      }
+      if (claimed === 0) await this.#idle(lane, this.#poll[lane]);
+    }
+  }
+
+  #idle(lane: Lane, ms: number): Promise<void> {
+    if (this.#dirty[lane] || this.#stopping) {
+      this.#dirty[lane] = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiters[lane] = undefined;
+        this.#dirty[lane] = false;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#waiters[lane] = done;
+    });
+  }
+
+  /** Claims one batch of `lane` and sends it; resolves with the number of rows claimed once all are recorded. */
+  async runOnce(lane: Lane): Promise<number> {
+    this.#dirty[lane] = false;
+    const now = this.#ctx.now();
+    const rows = await store.claim(this.#ctx.db, { lane, workerId: this.id, now, leaseUntil: new Date(now.getTime() + this.#leaseMs), limit: this.#batchSize });
+    if (rows.length === 0) return 0;
+    this.#busy++;
+    try {
+      this.stats.batches++;
+      this.stats.claimed += rows.length;
+      const recovered = rows.filter((r) => r.previous_status === 'sending');
+      if (recovered.length) {
+        this.stats.recovered += recovered.length;
+        this.#log('warn', 'took over deliveries whose lease ran out', { worker: this.id, count: recovered.length, from: [...new Set(recovered.map((r) => r.previous_worker))] });
+      }
+      const batch = await this.#prepare(rows);
+      await mapLimit(rows, this.#inFlight[lane] * 2, async (row) => {
+        const outcome = await this.#deliver(row, batch, lane).catch((e) => this.#unexpected(row, e));
+        this.stats[outcome.status === 'sent' ? 'sent' : outcome.status]++;
+        this.#recorder.push(outcome);
+      });
+      await this.#recorder.drain();
+      return rows.length;
+    } finally {
+      this.#busy--;
+    }
+  }
+
+  async #write(batch: store.Outcome[]) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const written = await store.recordOutcomes(this.#ctx.db, this.id, this.#ctx.now(), batch);
+        if (written.length < batch.length) {
+          this.#log('warn', 'some deliveries were taken over by another worker before their outcome was recorded', { worker: this.id, lost: batch.length - written.length });
+        }
+        return;
+      } catch (e) {
+        // Not recorded: the rows come back when their lease runs out, and may be sent twice.
+        if (attempt >= 4) {
+          this.#log('error', 'could not record send outcomes', { worker: this.id, count: batch.length, error: String(e) });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** A bug or an outage of ours, not the recipient's: retried on the normal schedule, so the deadline still ends it. */
+  #unexpected(row: store.ClaimedDelivery, e: unknown): store.Outcome {
+    const error = `internal error: ${(e as Error)?.message ?? String(e)}`.slice(0, 500);
+    this.#log('error', 'delivery failed unexpectedly', { worker: this.id, delivery: row.id, error: String((e as Error)?.stack ?? e) });
+    const next = afterTemporaryFailure(row.attempts, 'temporary', this.#ctx.now(), row.expires_at, this.#random());
+    if (next.status === 'failed') return { id: row.id, status: 'failed', last_error: `${error}; ${next.why}`, event: 'failed', detail: { error, attempt: row.attempts } };
+    return { id: row.id, status: 'deferred', due_at: next.dueAt, last_error: error, event: 'deferred', detail: { reason: 'internal', error, attempt: row.attempts, retry_at: next.dueAt.toISOString() } };
+  }
+
+  async #prepare(rows: store.ClaimedDelivery[]): Promise<BatchFacts> {
+    const nowMs = Date.now();
+    const missing = [...new Set(rows.map((r) => r.message_id))].filter((id) => {
+      const m = this.#messages.get(id);
+      return !m || nowMs - m.loadedAt > MESSAGE_TTL_MS;
+    });
+    for (const m of await store.messagesForSending(this.#ctx.db, missing)) this.#messages.set(m.id, { ...m, loadedAt: nowMs });
+    if (this.#messages.size > 2000) {
+      for (const [id, m] of this.#messages) if (nowMs - m.loadedAt > MESSAGE_TTL_MS) this.#messages.delete(id);
+    }
+    const contacts = new Map<string, SendingContact>();
+    const suppressions: BatchFacts['suppressions'] = new Map();
+    const byOrg = new Map<string, store.ClaimedDelivery[]>();
+    for (const r of rows) byOrg.set(r.org_id, [...(byOrg.get(r.org_id) ?? []), r]);
+    for (const [orgId, list] of byOrg) {
+      const ids = [...new Set(list.map((r) => r.contact_id).filter((x): x is string => x !== null))];
+      for (const c of await contactsForSending(this.#ctx.db, orgId, ids)) contacts.set(c.id, c);
+      suppressions.set(orgId, await store.suppressionsFor(this.#ctx.db, orgId, list.map((r) => emailKey(r.email))));
+    }
+    return { contacts, suppressions };
+  }
+
+  async #deliver(row: store.ClaimedDelivery, batch: BatchFacts, lane: Lane): Promise<store.Outcome> {
+    const ctx = this.#ctx;
+    const now = ctx.now();
+    const failed = (error: string): store.Outcome => ({ id: row.id, status: 'failed', last_error: error, event: 'failed', detail: { error, attempt: row.attempts } });
+    const m = this.#messages.get(row.message_id);
+    if (!m) return failed('the message no longer exists');
+    const contact = row.contact_id ? batch.contacts.get(row.contact_id) : undefined;
+    if (!contact) return failed('the contact was deleted before the message was sent');
+
+    const scope: MessageScope = {
+      orgSettings: m.org_settings,
+      audienceId: m.audience_id,
+      category: m.category,
+      origin: m.origin,
+      event: m.event_id && m.e_ends_at ? { id: m.event_id, ends_at: m.e_ends_at, time_zone: m.e_time_zone! } : null,
+      communityId: m.community_id,
+    };
+    let decision: Decision;
+    try {
+      decision = decide(policyMessage(scope, contact.id), policyRecipient(contact, row.email, batch.suppressions.get(row.org_id)?.get(emailKey(row.email))), now);
+    } catch (e) {
+      if (e instanceof PolicyInputError) return failed(`cannot apply the sending policy: ${e.message}`);
+      throw e;
+    }
+    if (!decision.allow) {
+      return { id: row.id, status: 'blocked', rule: decision.rule, rule_detail: decision.detail, event: 'blocked', detail: { rule: decision.rule, detail: decision.detail, at: 'send' } };
+    }
+
+    let compiled: CompiledTemplate;
+    let rendered: ReturnType<typeof render>;
+    const unsubscribe = unsubscribeTargets(ctx.config.publicUrl, ctx.config.secret, row.id, ctx.config.bounceDomain);
+    try {
+      if (m.template_id && m.template_version !== null && m.v_body !== null) compiled = await compiledVersion(m.template_id, m.template_version, versionContent(m));
+      else if (m.inline) compiled = await compiledInline(m.inline as InlineContent);
+      else return failed('the template of this message was deleted');
+      const event = m.e_name ? { name: m.e_name, starts_at: m.e_starts_at, ends_at: m.e_ends_at, time_zone: m.e_time_zone } : null;
+      rendered = render(compiled, { contact: { ...contactData(contact), email: row.email }, event, vars: (m.variables as Record<string, unknown>) ?? {}, unsubscribe: unsubscribe.url }, 'send');
+    } catch (e) {
+      if (e instanceof TemplateError) return failed(e.message);
+      throw e;
+    }
+
+    let composed;
+    try {
+      composed = composeMessage({
+        deliveryId: row.id,
+        from: { name: m.v_from_name ?? m.org_name, address: m.v_from_email ?? ctx.config.mailFrom },
+        replyTo: m.v_reply_to,
+        to: { name: [contact.first_name, contact.last_name].filter(Boolean).join(' ') || null, address: row.email },
+        subject: rendered.subject,
+        html: rendered.html,
+        text: rendered.text,
+        date: now,
+        bounceDomain: ctx.config.bounceDomain,
+        unsubscribe: m.category === 'transactional' ? null : unsubscribe,
+      });
+    } catch (e) {
+      if (e instanceof ComposeError) return failed(e.message);
+      throw e;
+    }
+
+    try {
+      const r = await this.transports[lane].send({ orgId: row.org_id, messageId: row.message_id, deliveryId: row.id, subject: rendered.subject, composed });
+      return { id: row.id, status: 'sent', smtp_response: r.response, event: 'sent', detail: { smtp_response: r.response, attempt: row.attempts, message_id: composed.messageId } };
+    } catch (e) {
+      const o = classifyFailure(e as SmtpFailure);
+      if (o.kind === 'bounce') {
+        return {
+          id: row.id,
+          status: 'bounced',
+          last_error: o.error,
+          smtp_response: o.smtpResponse,
+          suppress: o.suppress ? emailKey(row.email) : null,
+          event: 'bounced',
+          detail: { smtp_response: o.smtpResponse, suppressed: o.suppress, attempt: row.attempts },
+        };
+      }
+      if (o.kind === 'fail') return failed(o.error);
+      const next = afterTemporaryFailure(row.attempts, o.reason, now, row.expires_at, this.#random());
+      if (next.status === 'failed') return { ...failed(`${o.error}; ${next.why}`), smtp_response: o.smtpResponse };
+      return {
+        id: row.id,
+        status: 'deferred',
+        due_at: next.dueAt,
+        last_error: o.error,
+        smtp_response: o.smtpResponse,
+        event: 'deferred',
+        detail: { reason: o.reason, error: o.error, smtp_response: o.smtpResponse, attempt: row.attempts, retry_at: next.dueAt.toISOString() },
+      };
+    }
+  }
+}
+
+function versionContent(m: store.MessageForSending): VersionContent {
+  return {
+    category: m.v_category!,
+    language: m.v_language!,
+    subject: m.v_subject!,
+    preheader: m.v_preheader,
+    format: m.v_format!,
+    body: m.v_body!,
+    text_body: m.v_text_body,
+    tracking: m.v_tracking ?? true,
+    from_name: m.v_from_name,
+    from_email: m.v_from_email,
+    reply_to: m.v_reply_to,
+  };
+}
