@@ -1,6 +1,7 @@
 import { loadConfig, type Config } from './platform/config.ts';
 import { openDatabase, type Database } from './platform/database.ts';
 import { migrate } from './platform/migrate.ts';
+import { withSigningSecret } from './platform/instance-secret.ts';
 import { createContext, type AppContext } from './platform/context.ts';
 import { buildHttpApp, type App, type RouteModule } from './platform/http.ts';
 import { organisationRoutes } from './organisations/routes.ts';
@@ -10,9 +11,11 @@ import { importRoutes } from './audience/import-routes.ts';
 import { accountRoutes } from './accounts/routes.ts';
 import { templateRoutes } from './mail/template-routes.ts';
 import { sendingRoutes } from './sending/routes.ts';
+import { consentRoutes } from './consent/routes.ts';
+import { trackingRoutes } from './sending/tracking-routes.ts';
 
 /** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
-export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes];
+export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes];
 
 export interface Envoi {
   config: Config;
@@ -24,9 +27,10 @@ export interface Envoi {
 
 /** Opens the database, applies migrations and builds the HTTP app (not yet listening). */
 export async function createEnvoi(opts: { config?: Config; database?: Database; logger?: boolean | object; ctx?: Partial<Pick<AppContext, 'now' | 'exposeTokensForTests'>> } = {}): Promise<Envoi> {
-  const config = opts.config ?? loadConfig();
-  const database = opts.database ?? (await openDatabase(config));
+  const given = opts.config ?? loadConfig();
+  const database = opts.database ?? (await openDatabase(given));
   await migrate(database);
+  const config = await withSigningSecret(database.db, given);
   const ctx = createContext(config, database, opts.ctx);
   const http = await buildHttpApp(ctx, { logger: opts.logger, routes: ROUTES });
   return {

@@ -490,6 +490,7 @@ export async function contactsForSending(db: Kysely<DB>, orgId: string, contactI
       'c.job_title',
       'c.fields',
       'c.marketing_authorized_at',
+      'c.marketing_withdrawn_at',
       sql<string[]>`coalesce((select jsonb_agg(p.event_id) from participants p where p.contact_id = c.id), '[]'::jsonb)`.as('event_ids'),
       sql<string[]>`coalesce((select jsonb_agg(m.community_id) from members m where m.contact_id = c.id), '[]'::jsonb)`.as('community_ids'),
     ])

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../platform/config.ts';
 import { openDatabase } from '../platform/database.ts';
 import { migrate } from '../platform/migrate.ts';
+import { withSigningSecret } from '../platform/instance-secret.ts';
 import { createContext } from '../platform/context.ts';
 import type { Envoi } from '../app.ts';
 import { Worker, type WorkerLog } from '../sending/worker.ts';
@@ -58,7 +59,7 @@ export function registerWorker(program: Command) {
       }
       const database = await openDatabase(config, { poolSize: 5 });
       await migrate(database);
-      const ctx = createContext(config, database);
+      const ctx = createContext(await withSigningSecret(database.db, config), database);
       const worker = new Worker(ctx, { log: jsonLog, concurrency: o.concurrency }).start();
       process.stdout.write(`envoi worker ${worker.id} on PostgreSQL ${redactUrl(config.databaseUrl)}, sending through ${mailTarget(config)}\n`);
       let stopping = false;

@@ -28,6 +28,8 @@ export async function buildHttpApp(ctx: AppContext, opts: HttpOptions): Promise<
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 2 * 1024 * 1024,
+    // Click tokens carry their signed destination in the path.
+    maxParamLength: 8192,
     // Never log credentials: the default serializers log the URL and method only, and we redact headers.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();

@@ -111,6 +111,7 @@ export interface ContactsTable {
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
   marketing_authorized_at: NullableTimestamp;
+  marketing_withdrawn_at: NullableTimestamp;
 }
 
 export interface ParticipantsTable {
@@ -199,6 +200,52 @@ export interface DB {
   suppressions: SuppressionsTable;
   rate_counters: RateCountersTable;
   outbox: OutboxTable;
+  consent_records: ConsentRecordsTable;
+  exclusions: ExclusionsTable;
+  instance_settings: InstanceSettingsTable;
+}
+
+export interface ConsentRecordsTable {
+  seq: Generated<string>;
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  contact_id: string | null;
+  email: string | null;
+  email_hash: string;
+  purpose: 'marketing';
+  action: ConsentAction;
+  method: string;
+  wording: string | null;
+  wording_version: string | null;
+  ip: string | null;
+  ip_hash: string | null;
+  user_agent: string | null;
+  user_agent_hash: string | null;
+  message_id: string | null;
+  delivery_id: string | null;
+  campaign_id: string | null;
+  actor: string;
+  at: Timestamp;
+  prev_hash: string;
+  hash: string;
+}
+
+export type ConsentAction = 'requested' | 'given' | 'confirmed' | 'withdrawn' | 'repermission_yes' | 'repermission_no' | 'unsubscribed' | 'excluded' | 'restored';
+
+export interface ExclusionsTable {
+  org_id: string;
+  email_lower: string;
+  reason: string | null;
+  source: string;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export interface InstanceSettingsTable {
+  name: string;
+  value: string;
+  created_at: Generated<Date>;
 }
 
 export type Contact = Selectable<ContactsTable>;

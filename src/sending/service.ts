@@ -37,6 +37,8 @@ import { findBuiltinOverride, type TemplateWithContent } from '../mail/template-
 import { builtinTemplate, type BuiltinKind } from '../mail/builtin-templates.ts';
 import { deliveryDeadline, laneFor, messageStatus, priorityFor, rateDecision, rateWindowStart, type DeliveryStatus } from './rules.ts';
 import * as store from './store.ts';
+import { excludedAmong } from '../consent/service.ts';
+import { marketingConsent } from '../consent/ledger-rules.ts';
 
 // ---- waking workers of this process ----
 
@@ -113,10 +115,14 @@ export type SendingContact = Awaited<ReturnType<typeof contactsForSending>>[numb
 
 /**
  * The policy's view of a recipient. `email` is the address the delivery goes to (fixed when it was
- * accepted). Marketing consent is read from `contacts.marketing_authorized_at` until the consent
- * ledger records opt-ins and withdrawals; there is no exclusion list yet.
+ * accepted). Marketing consent is the contact's state as the consent ledger last set it.
  */
-export function policyRecipient(c: SendingContact, email: string, suppression: { hardBouncedAt: Date | null; complainedAt: Date | null } | undefined): PolicyRecipient {
+export function policyRecipient(
+  c: SendingContact,
+  email: string,
+  suppression: { hardBouncedAt: Date | null; complainedAt: Date | null } | undefined,
+  excluded: boolean,
+): PolicyRecipient {
   return {
     contactId: c.id,
     audienceId: c.audience_id,
@@ -125,8 +131,8 @@ export function policyRecipient(c: SendingContact, email: string, suppression: {
     complainedAt: suppression?.complainedAt ?? null,
     eventIds: c.event_ids,
     communityIds: c.community_ids,
-    marketing: c.marketing_authorized_at ? { status: 'opted_in', since: c.marketing_authorized_at } : { status: 'none' },
-    excluded: false,
+    marketing: marketingConsent(c),
+    excluded,
   };
 }
 
@@ -135,10 +141,20 @@ export const emailKey = (email: string) => {
   return r.ok ? r.lower : email.trim().toLowerCase();
 };
 
+/** What the policy needs about a batch of addresses beyond the contacts: suppressions and exclusions, two queries. */
+export async function addressFacts(db: Kysely<DB>, orgId: string, emails: readonly string[]) {
+  const keys = emails.map(emailKey);
+  const [suppressions, excluded] = await Promise.all([store.suppressionsFor(db, orgId, keys), excludedAmong(db, orgId, keys)]);
+  return { suppressions, excluded };
+}
+
 async function decideFor(ctx: AppContext, orgId: string, scope: MessageScope, contacts: SendingContact[], now: Date): Promise<Map<string, Decision>> {
-  const suppressions = await store.suppressionsFor(ctx.db, orgId, contacts.map((c) => emailKey(c.email)));
+  const facts = await addressFacts(ctx.db, orgId, contacts.map((c) => c.email));
   const out = new Map<string, Decision>();
-  for (const c of contacts) out.set(c.id, decide(policyMessage(scope, c.id), policyRecipient(c, c.email, suppressions.get(emailKey(c.email))), now));
+  for (const c of contacts) {
+    const key = emailKey(c.email);
+    out.set(c.id, decide(policyMessage(scope, c.id), policyRecipient(c, c.email, facts.suppressions.get(key), facts.excluded.has(key)), now));
+  }
   return out;
 }
 

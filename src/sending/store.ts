@@ -267,6 +267,24 @@ export async function messagesForSending(db: Q, ids: readonly string[]) {
 
 export type MessageForSending = Awaited<ReturnType<typeof messagesForSending>>[number];
 
+// ---- tracking ----
+
+/** A delivery as the open, click and unsubscribe links see it. */
+export function deliveryForTracking(db: Q, id: string) {
+  return db
+    .selectFrom('deliveries as d')
+    .innerJoin('messages as m', 'm.id', 'd.message_id')
+    .innerJoin('organisations as o', 'o.id', 'd.org_id')
+    .innerJoin('audiences as a', 'a.id', 'm.audience_id')
+    .select(['d.id', 'd.org_id', 'd.message_id', 'd.contact_id', 'd.email', 'd.status', 'm.category', 'm.audience_id', 'o.name as org_name', 'a.name as audience_name'])
+    .where('d.id', '=', id)
+    .executeTakeFirst();
+}
+
+export function hasEvent(db: Q, deliveryId: string, type: string) {
+  return db.selectFrom('message_events').select('id').where('delivery_id', '=', deliveryId).where('type', '=', type).limit(1).executeTakeFirst();
+}
+
 // ---- outbox ----
 
 export function listOutbox(db: Q, orgId: string, limit: number, offset: number) {

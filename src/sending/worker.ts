@@ -23,7 +23,8 @@ import type { VersionContent } from '../mail/template-store.ts';
 import { composeMessage, ComposeError, unsubscribeTargets } from '../mail/compose.ts';
 import { createMailTransport, type MailTransport } from '../mail/transport.ts';
 import { afterTemporaryFailure, classifyFailure, type SmtpFailure } from './rules.ts';
-import { compiledInline, emailKey, onQueued, policyMessage, policyRecipient, type InlineContent, type MessageScope, type SendingContact } from './service.ts';
+import { trackingFor } from '../mail/tracking-tokens.ts';
+import { addressFacts, compiledInline, emailKey, onQueued, policyMessage, policyRecipient, type InlineContent, type MessageScope, type SendingContact } from './service.ts';
 import * as store from './store.ts';
 
 export type WorkerLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
@@ -64,7 +65,8 @@ type MessageInfo = store.MessageForSending & { loadedAt: number };
 /** What a batch needs about its recipients, loaded once for the batch. */
 interface BatchFacts {
   contacts: Map<string, SendingContact>;
-  suppressions: Map<string, Awaited<ReturnType<typeof store.suppressionsFor>>>;
+  /** per organisation */
+  addresses: Map<string, Awaited<ReturnType<typeof addressFacts>>>;
 }
 
 /** Writes outcomes as they come, grouping whatever finished while the previous write ran. */
@@ -109,6 +111,7 @@ export class Worker {
   readonly stats: WorkerStats = { claimed: 0, recovered: 0, sent: 0, deferred: 0, bounced: 0, blocked: 0, failed: 0, batches: 0 };
   readonly transports: Record<Lane, MailTransport>;
   readonly #ctx: AppContext;
+  readonly #secret: string;
   readonly #batchSize: number;
   readonly #leaseMs: number;
   readonly #inFlight: Record<Lane, number>;
@@ -127,6 +130,8 @@ export class Worker {
 
   constructor(ctx: AppContext, opts: WorkerOptions = {}) {
     this.#ctx = ctx;
+    if (!ctx.config.secret) throw new Error('the worker signs tracking links: give it a context whose config has a secret (withSigningSecret)');
+    this.#secret = ctx.config.secret;
     this.id = opts.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     const concurrency = opts.concurrency ?? ctx.config.workerConcurrency;
     this.#inFlight = { transactional: opts.transactionalConcurrency ?? 4, bulk: concurrency };
@@ -287,15 +292,15 @@ export class Worker {
       for (const [id, m] of this.#messages) if (nowMs - m.loadedAt > MESSAGE_TTL_MS) this.#messages.delete(id);
     }
     const contacts = new Map<string, SendingContact>();
-    const suppressions: BatchFacts['suppressions'] = new Map();
+    const addresses: BatchFacts['addresses'] = new Map();
     const byOrg = new Map<string, store.ClaimedDelivery[]>();
     for (const r of rows) byOrg.set(r.org_id, [...(byOrg.get(r.org_id) ?? []), r]);
     for (const [orgId, list] of byOrg) {
       const ids = [...new Set(list.map((r) => r.contact_id).filter((x): x is string => x !== null))];
       for (const c of await contactsForSending(this.#ctx.db, orgId, ids)) contacts.set(c.id, c);
-      suppressions.set(orgId, await store.suppressionsFor(this.#ctx.db, orgId, list.map((r) => emailKey(r.email))));
+      addresses.set(orgId, await addressFacts(this.#ctx.db, orgId, list.map((r) => r.email)));
     }
-    return { contacts, suppressions };
+    return { contacts, addresses };
   }
 
   async #deliver(row: store.ClaimedDelivery, batch: BatchFacts, lane: Lane): Promise<store.Outcome> {
@@ -317,7 +322,9 @@ export class Worker {
     };
     let decision: Decision;
     try {
-      decision = decide(policyMessage(scope, contact.id), policyRecipient(contact, row.email, batch.suppressions.get(row.org_id)?.get(emailKey(row.email))), now);
+      const facts = batch.addresses.get(row.org_id);
+      const key = emailKey(row.email);
+      decision = decide(policyMessage(scope, contact.id), policyRecipient(contact, row.email, facts?.suppressions.get(key), facts?.excluded.has(key) ?? false), now);
     } catch (e) {
       if (e instanceof PolicyInputError) return failed(`cannot apply the sending policy: ${e.message}`);
       throw e;
@@ -334,7 +341,12 @@ export class Worker {
       else if (m.inline) compiled = await compiledInline(m.inline as InlineContent);
       else return failed('the template of this message was deleted');
       const event = m.e_name ? { name: m.e_name, starts_at: m.e_starts_at, ends_at: m.e_ends_at, time_zone: m.e_time_zone } : null;
-      rendered = render(compiled, { contact: { ...contactData(contact), email: row.email }, event, vars: (m.variables as Record<string, unknown>) ?? {}, unsubscribe: unsubscribe.url }, 'send');
+      rendered = render(
+        compiled,
+        { contact: { ...contactData(contact), email: row.email }, event, vars: (m.variables as Record<string, unknown>) ?? {}, unsubscribe: unsubscribe.url },
+        'send',
+        { tracking: trackingFor(ctx.config.publicUrl, this.#secret, row.id) },
+      );
     } catch (e) {
       if (e instanceof TemplateError) return failed(e.message);
       throw e;

@@ -1,0 +1,59 @@
+import { Type } from 'typebox';
+import type { App } from '../platform/http.ts';
+import { requireRole } from '../platform/http.ts';
+import type { AppContext } from '../platform/context.ts';
+import { CONSENT_METHODS } from './ledger-rules.ts';
+import * as svc from './service.ts';
+
+const Id = Type.String({ format: 'uuid' });
+const ContactParams = Type.Object({ audienceId: Id, contactId: Id });
+
+// What an organiser may record by hand; the other actions come from envoi's own flows (unsubscribe
+// page, double opt-in, re-permission), which carry their proof themselves.
+const RecordBody = Type.Object(
+  {
+    action: Type.Union([Type.Literal('given'), Type.Literal('confirmed'), Type.Literal('withdrawn')]),
+    method: Type.Union(CONSENT_METHODS.filter((m) => ['api', 'back_office', 'import', 'registration_checkbox', 'signup_form'].includes(m)).map((m) => Type.Literal(m))),
+    wording: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 5000 }), Type.Null()], { description: 'the exact text the person agreed to (required for an opt-in)' })),
+    wording_version: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 100 }), Type.Null()])),
+    ip: Type.Optional(Type.Union([Type.String({ maxLength: 100 }), Type.Null()])),
+    user_agent: Type.Optional(Type.Union([Type.String({ maxLength: 500 }), Type.Null()])),
+    at: Type.Optional(Type.String({ format: 'date-time', description: 'when it happened, if earlier than now (an import of proofs)' })),
+  },
+  { additionalProperties: false },
+);
+
+const ExclusionBody = Type.Object(
+  { items: Type.Array(Type.Object({ email: Type.String({ minLength: 1, maxLength: 320 }), reason: Type.Optional(Type.Union([Type.String({ maxLength: 500 }), Type.Null()])) }, { additionalProperties: false }), { minItems: 1, maxItems: 10_000 }) },
+  { additionalProperties: false },
+);
+
+export function consentRoutes(app: App, ctx: AppContext) {
+  const t = (summary: string, description?: string) => ({ tags: ['consent'], summary, ...(description ? { description } : {}) });
+  const base = '/v1/audiences/:audienceId/contacts/:contactId/consents';
+
+  app.post(base, { schema: { ...t('Record a marketing consent change with its proof', 'Appends to the audience ledger; the contact\'s marketing authorisation date follows.'), params: ContactParams, body: RecordBody } }, async (req, reply) => {
+    const { at, ...rest } = req.body;
+    const r = await svc.recordConsent(ctx, requireRole(req, 'editor'), req.params.audienceId, req.params.contactId, { ...rest, at: at ? new Date(at) : undefined });
+    return reply.status(201).send(r);
+  });
+  app.get(base, { schema: { ...t('Consent history of a contact: every record with its proof'), params: ContactParams } }, async (req) =>
+    svc.consentHistory(ctx, requireRole(req), req.params.audienceId, req.params.contactId),
+  );
+  app.get('/v1/audiences/:audienceId/consent-ledger/verify', { schema: { ...t('Recompute the hash chain of the audience ledger', 'ok: false names the first record that was altered, removed or reordered.'), params: Type.Object({ audienceId: Id }) } }, async (req) =>
+    svc.verifyLedger(ctx, requireRole(req), req.params.audienceId),
+  );
+
+  app.get(
+    '/v1/exclusions',
+    { schema: { ...t('The exclusion list: addresses that get no marketing from any audience'), querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }), offset: Type.Integer({ minimum: 0, default: 0 }), q: Type.Optional(Type.String({ maxLength: 320 })) }) } },
+    async (req) => svc.listExclusions(ctx, requireRole(req), req.query),
+  );
+  app.post('/v1/exclusions', { schema: { ...t('Add addresses to the exclusion list', 'Transactional and event mail still go to them.'), body: ExclusionBody } }, async (req, reply) =>
+    reply.status(201).send(await svc.addExclusions(ctx, requireRole(req, 'editor'), req.body.items, 'back_office')),
+  );
+  app.delete('/v1/exclusions/:email', { schema: { ...t('Remove an address from the exclusion list'), params: Type.Object({ email: Type.String({ minLength: 1, maxLength: 320 }) }) } }, async (req, reply) => {
+    await svc.removeExclusion(ctx, requireRole(req, 'editor'), req.params.email);
+    return reply.status(204).send();
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * The consent center's service: recording consent changes with their proof, reading a contact's
+ * history, verifying an audience's chain, and the organisation's exclusion list. Other capabilities
+ * (the unsubscribe page, double opt-in, re-permission) record through `appendConsent`.
+ */
+import type { Kysely } from 'kysely';
+import type { AppContext } from '../platform/context.ts';
+import type { ConsentAction, DB } from '../platform/schema.ts';
+import { badRequest, notFound } from '../platform/errors.ts';
+import { checkEmail } from '../platform/email-address.ts';
+import type { Principal } from '../organisations/service.ts';
+import { audienceFor, contactFor } from '../audience/service.ts';
+import { verifyChain, type ChainCheck } from './ledger-rules.ts';
+import * as store from './ledger-store.ts';
+
+export interface ConsentInput {
+  action: ConsentAction;
+  method: string;
+  wording?: string | null;
+  wording_version?: string | null;
+  ip?: string | null;
+  user_agent?: string | null;
+  message_id?: string | null;
+  delivery_id?: string | null;
+  campaign_id?: string | null;
+  /** who recorded it: 'key:<id>', 'user:<id>', 'contact', 'system' */
+  actor: string;
+  at?: Date;
+}
+
+const oneLine = (s: string | null | undefined, max: number) => (s == null ? null : s.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, max));
+
+/**
+ * Appends a record for a contact (in `db`'s transaction when it is one, else in a new one). The
+ * contact row gives the organisation, audience and address, so a record can only be about a contact
+ * that exists where it says.
+ */
+export async function appendConsent(db: Kysely<DB>, contact: { id: string; org_id: string; audience_id: string; email_lower: string }, input: ConsentInput, now: Date) {
+  const run = (trx: Parameters<typeof store.appendRecord>[0]) =>
+    store.appendRecord(trx, {
+      org_id: contact.org_id,
+      audience_id: contact.audience_id,
+      contact_id: contact.id,
+      email_lower: contact.email_lower,
+      purpose: 'marketing',
+      action: input.action,
+      method: input.method,
+      wording: input.wording ?? null,
+      wording_version: input.wording_version ?? null,
+      ip: oneLine(input.ip, 100),
+      user_agent: oneLine(input.user_agent, 500),
+      message_id: input.message_id ?? null,
+      delivery_id: input.delivery_id ?? null,
+      campaign_id: input.campaign_id ?? null,
+      actor: input.actor,
+      at: input.at ?? now,
+    });
+  return db.isTransaction ? run(db as Parameters<typeof store.appendRecord>[0]) : db.transaction().execute(run);
+}
+
+/** A consent change recorded by a back-office user or an API key (an opt-in collected elsewhere, a withdrawal by phone). */
+export async function recordConsent(ctx: AppContext, p: Principal, audienceId: string, contactId: string, input: Omit<ConsentInput, 'actor'>) {
+  const c = await contactFor(ctx, p, audienceId, contactId);
+  if ((input.action === 'given' || input.action === 'confirmed') && !input.wording) {
+    throw badRequest('wording_required', 'an opt-in is only a proof with the exact wording the person agreed to: give wording (and wording_version)');
+  }
+  if (input.at && input.at.getTime() > ctx.now().getTime() + 60_000) throw badRequest('invalid_at', 'a consent change cannot be dated in the future');
+  return publicRecord(await appendConsent(ctx.db, c, { ...input, actor: `${p.kind}:${p.id}` }, ctx.now()));
+}
+
+export function publicRecord(r: store.ConsentRecordRow) {
+  return {
+    id: r.id,
+    seq: String(r.seq),
+    audience_id: r.audience_id,
+    contact_id: r.contact_id,
+    email: r.email,
+    email_hash: r.email_hash,
+    purpose: r.purpose,
+    action: r.action,
+    method: r.method,
+    wording: r.wording,
+    wording_version: r.wording_version,
+    ip: r.ip,
+    user_agent: r.user_agent,
+    message_id: r.message_id,
+    delivery_id: r.delivery_id,
+    campaign_id: r.campaign_id,
+    actor: r.actor,
+    at: r.at,
+    hash: r.hash,
+    prev_hash: r.prev_hash,
+  };
+}
+
+export async function consentHistory(ctx: AppContext, p: Principal, audienceId: string, contactId: string) {
+  const c = await contactFor(ctx, p, audienceId, contactId);
+  const records = await store.recordsOfContact(ctx.db, p.orgId, c.id);
+  return {
+    contact_id: c.id,
+    marketing_authorized_at: c.marketing_authorized_at,
+    marketing_withdrawn_at: (c as { marketing_withdrawn_at?: Date | null }).marketing_withdrawn_at ?? null,
+    excluded: (await store.excludedAmong(ctx.db, p.orgId, [c.email_lower])).size > 0,
+    records: records.map(publicRecord),
+  };
+}
+
+/** Recomputes the audience's whole chain, a page at a time. */
+export async function verifyLedger(ctx: AppContext, p: Principal, audienceId: string): Promise<ChainCheck & { audience_id: string; verified_at: Date }> {
+  await audienceFor(ctx, p, audienceId);
+  let after = '0';
+  let state = { ok: true as boolean, checked: 0, lastHash: undefined as string | undefined };
+  for (;;) {
+    const page = await store.chainPage(ctx.db, audienceId, after, 5000);
+    if (page.length === 0) break;
+    const r = verifyChain(page, state.lastHash, state.checked);
+    if (!r.ok) return { ok: false, checked: r.checked, broken_at: r.broken_at, reason: r.reason, audience_id: audienceId, verified_at: ctx.now() };
+    state = { ok: true, checked: r.checked, lastHash: r.lastHash };
+    after = String(page[page.length - 1]!.seq);
+  }
+  return { ok: true, checked: state.checked, audience_id: audienceId, verified_at: ctx.now() };
+}
+
+// ---- exclusion list ----
+
+export function excludedAmong(db: Kysely<DB>, orgId: string, emailLowers: readonly string[]) {
+  return store.excludedAmong(db, orgId, emailLowers);
+}
+
+export interface ExclusionInput {
+  email: string;
+  reason?: string | null;
+}
+
+/** Adds addresses to the exclusion list; every bad address is reported, none is added then. */
+export async function addExclusions(ctx: AppContext, p: Principal, items: ExclusionInput[], source: string) {
+  const problems: string[] = [];
+  const rows = items.map((it, i) => {
+    const e = checkEmail(it.email);
+    if (!e.ok) problems.push(`items[${i}].email: ${e.reason}`);
+    return { org_id: p.orgId, email_lower: e.ok ? e.lower : '', reason: oneLine(it.reason, 500), source, created_by: `${p.kind}:${p.id}`, created_at: ctx.now() };
+  });
+  if (problems.length) throw badRequest('invalid_email', problems[0]!, { problems });
+  const added = await store.addExclusions(ctx.db, rows);
+  return { added, already_listed: rows.length - added };
+}
+
+/** What the unsubscribe page does when a person asks to stop all marketing from the organisation. */
+export async function excludeAddress(db: Kysely<DB>, orgId: string, emailLower: string, reason: string, source: string, now: Date) {
+  return (await store.addExclusions(db, [{ org_id: orgId, email_lower: emailLower, reason, source, created_by: 'contact', created_at: now }])) > 0;
+}
+
+export async function removeExclusion(ctx: AppContext, p: Principal, email: string) {
+  const e = checkEmail(email);
+  const key = e.ok ? e.lower : email.trim().toLowerCase();
+  if (!(await store.removeExclusion(ctx.db, p.orgId, key))) throw notFound('exclusion');
+}
+
+export async function listExclusions(ctx: AppContext, p: Principal, page: { limit: number; offset: number; q?: string }) {
+  const [items, total] = await Promise.all([store.listExclusions(ctx.db, p.orgId, page), store.countExclusions(ctx.db, p.orgId)]);
+  return { items, total };
+}

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { clickToken, openToken, trackingFor, verifyClickToken, verifyOpenToken } from './tracking-tokens.ts';
+
+const SECRET = 'a-secret-of-at-least-thirty-two-characters';
+const ID = '2f0c9a52-6f3e-4a55-9d3c-1b2a3c4d5e6f';
+
+describe('click tokens', () => {
+  it('round-trips any http(s) destination', () => {
+    fc.assert(
+      fc.property(fc.webUrl({ withQueryParameters: true, withFragments: true }), fc.integer({ min: 0, max: 9999 }), (url, index) => {
+        expect(verifyClickToken(SECRET, clickToken(SECRET, ID, index, url))).toEqual({ deliveryId: ID, index, url });
+      }),
+    );
+  });
+
+  it('refuses a token whose destination, position or delivery was changed', () => {
+    const token = clickToken(SECRET, ID, 2, 'https://example.com/agenda');
+    const [id, idx, , mac] = token.split('.');
+    const evil = Buffer.from('https://evil.example/phish').toString('base64url');
+    expect(verifyClickToken(SECRET, `${id}.${idx}.${evil}.${mac}`)).toBeNull();
+    expect(verifyClickToken(SECRET, token.replace('.2.', '.3.'))).toBeNull();
+    expect(verifyClickToken(SECRET, token.replace(ID, '2f0c9a52-6f3e-4a55-9d3c-1b2a3c4d5e60'))).toBeNull();
+    expect(verifyClickToken('another-secret-of-thirty-two-characters!!', token)).toBeNull();
+  });
+
+  it('refuses garbage without throwing', () => {
+    fc.assert(
+      fc.property(fc.string(), (s) => {
+        expect(verifyClickToken(SECRET, s)).toBeNull();
+      }),
+    );
+    expect(verifyClickToken(SECRET, '')).toBeNull();
+    expect(verifyClickToken(SECRET, 'a.b.c.d')).toBeNull();
+  });
+
+  it('never redirects to a non-http scheme even when signed', () => {
+    expect(verifyClickToken(SECRET, clickToken(SECRET, ID, 0, 'javascript:alert(1)'))).toBeNull();
+  });
+});
+
+describe('open tokens', () => {
+  it('round-trips, with or without the .gif suffix, and refuses forgeries', () => {
+    const t = openToken(SECRET, ID);
+    expect(verifyOpenToken(SECRET, t)).toBe(ID);
+    expect(verifyOpenToken(SECRET, `${t}.gif`)).toBe(ID);
+    expect(verifyOpenToken(SECRET, `${ID}.AAAAAAAAAAAAAAAAAAAAAA`)).toBeNull();
+    expect(verifyOpenToken(SECRET, 'nonsense')).toBeNull();
+  });
+});
+
+describe('trackingFor', () => {
+  it('wraps through /c/ and leaves our own links and very long ones alone', () => {
+    const t = trackingFor('https://mail.example.org/', SECRET, ID);
+    expect(t.wrap('https://example.com', 0)).toMatch(/^https:\/\/mail\.example\.org\/c\//);
+    expect(t.openPixelUrl).toMatch(/^https:\/\/mail\.example\.org\/o\/.+\.gif$/);
+    expect(t.skip('https://mail.example.org/u/abc')).toBe(true);
+    expect(t.skip(`https://example.com/${'x'.repeat(5000)}`)).toBe(true);
+    expect(t.skip('https://example.com/agenda')).toBe(false);
+  });
+});

@@ -1,0 +1,51 @@
+/**
+ * Signed tokens of the tracking links. A click token carries the destination itself, signed with the
+ * delivery id and the link's position: the redirect endpoint goes only where a message of ours
+ * pointed (no open redirect) without a lookup table of every link of every recipient.
+ */
+import { safeEqual, sign } from '../platform/secrets.ts';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// 22 base64url characters: 132 bits of the HMAC, far beyond guessing, and short links.
+const MAC_CHARS = 22;
+/** Longer destinations are not tracked (some clients cut URLs near 2,000 characters anyway). */
+export const MAX_TRACKED_URL = 4000;
+
+const mac = (secret: string, payload: string) => sign(secret, payload).slice(0, MAC_CHARS);
+
+export function clickToken(secret: string, deliveryId: string, index: number, url: string): string {
+  return `${deliveryId}.${index}.${Buffer.from(url, 'utf8').toString('base64url')}.${mac(secret, `click:${deliveryId}:${index}:${url}`)}`;
+}
+
+export function verifyClickToken(secret: string, token: string): { deliveryId: string; index: number; url: string } | null {
+  const parts = token.split('.');
+  if (parts.length !== 4) return null;
+  const [id, idx, encoded, m] = parts as [string, string, string, string];
+  if (!UUID.test(id) || !/^\d{1,4}$/.test(idx) || !/^[A-Za-z0-9_-]*$/.test(encoded)) return null;
+  const url = Buffer.from(encoded, 'base64url').toString('utf8');
+  const index = Number(idx);
+  if (!safeEqual(m, mac(secret, `click:${id}:${index}:${url}`))) return null;
+  // Signed by us, but only http(s) is ever wrapped: anything else would be a bug, not a redirect.
+  if (!/^https?:\/\//i.test(url)) return null;
+  return { deliveryId: id.toLowerCase(), index, url };
+}
+
+export function openToken(secret: string, deliveryId: string): string {
+  return `${deliveryId}.${mac(secret, `open:${deliveryId}`)}`;
+}
+
+export function verifyOpenToken(secret: string, token: string): string | null {
+  const [id, m, ...rest] = token.replace(/\.gif$/i, '').split('.');
+  if (rest.length || !id || !m || !UUID.test(id)) return null;
+  return safeEqual(m, mac(secret, `open:${id}`)) ? id.toLowerCase() : null;
+}
+
+/** The tracking options the renderer takes for one delivery. */
+export function trackingFor(publicUrl: string, secret: string, deliveryId: string) {
+  const base = publicUrl.replace(/\/+$/, '');
+  return {
+    wrap: (url: string, index: number) => `${base}/c/${clickToken(secret, deliveryId, index, url)}`,
+    openPixelUrl: `${base}/o/${openToken(secret, deliveryId)}.gif`,
+    skip: (url: string) => url.length > MAX_TRACKED_URL || url.startsWith(`${base}/`),
+  };
+}
