@@ -24,6 +24,8 @@ export interface Config {
   mailFrom: string;
   /** Messages a worker sends at once (SMTP connections of the bulk lane). */
   workerConcurrency: number;
+  /** Sends in flight to one recipient domain, per worker. */
+  domainConcurrency: number;
   /** How long a worker holds the deliveries it claimed before another worker may take them over. */
   workerLeaseSeconds: number;
   /** DKIM signing of outgoing mail; null when not configured. */
@@ -115,7 +117,7 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
   return config;
 }
 
-type MailConfig = Pick<Config, 'smtpUrl' | 'bounceDomain' | 'mailFrom' | 'workerConcurrency' | 'workerLeaseSeconds' | 'dkim'>;
+type MailConfig = Pick<Config, 'smtpUrl' | 'bounceDomain' | 'mailFrom' | 'workerConcurrency' | 'domainConcurrency' | 'workerLeaseSeconds' | 'dkim'>;
 
 function mailConfig(
   pick: (envName: string, fileKey: string) => string | undefined,
@@ -172,6 +174,7 @@ function mailConfig(
     bounceDomain,
     mailFrom,
     workerConcurrency: int('ENVOI_WORKER_CONCURRENCY', 'workerConcurrency', 10, 1, 200),
+    domainConcurrency: int('ENVOI_DOMAIN_CONCURRENCY', 'domainConcurrency', 8, 1, 200),
     workerLeaseSeconds: int('ENVOI_WORKER_LEASE_SECONDS', 'workerLeaseSeconds', 120, 2, 3600),
     dkim,
   };

@@ -26,6 +26,7 @@ import { afterTemporaryFailure, classifyFailure, type SmtpFailure } from './rule
 import { trackingFor } from '../mail/tracking-tokens.ts';
 import { addressFacts, compiledInline, emailKey, onQueued, policyMessage, policyRecipient, type InlineContent, type MessageScope, type SendingContact } from './service.ts';
 import * as store from './store.ts';
+import { DomainLimiter, domainOf } from './domain-limiter.ts';
 
 export type WorkerLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
@@ -37,6 +38,8 @@ export interface WorkerOptions {
   concurrency?: number;
   /** Transactional sends in flight (and connections of the transactional lane). */
   transactionalConcurrency?: number;
+  /** Sends in flight to one recipient domain, both lanes together. */
+  domainConcurrency?: number;
   batchSize?: number;
   leaseMs?: number;
   /** Idle poll of each lane, for work queued by other processes. */
@@ -119,6 +122,7 @@ export class Worker {
   readonly #random: () => number;
   readonly #log: WorkerLog;
   readonly #recorder: Recorder;
+  readonly #domains: DomainLimiter;
   readonly #messages = new Map<string, MessageInfo>();
   #stopping = false;
   #loops: Promise<void>[] = [];
@@ -146,6 +150,7 @@ export class Worker {
       bulk: createMailTransport(ctx.db, { smtpUrl, maxConnections: this.#inFlight.bulk, dkim: ctx.config.dkim }),
     };
     this.#recorder = new Recorder((batch) => this.#write(batch));
+    this.#domains = new DomainLimiter(opts.domainConcurrency ?? ctx.config.domainConcurrency);
   }
 
   /** Starts both claim loops; returns at once. */
@@ -372,7 +377,8 @@ export class Worker {
     }
 
     try {
-      const r = await this.transports[lane].send({ orgId: row.org_id, messageId: row.message_id, deliveryId: row.id, subject: rendered.subject, composed });
+      const mail = { orgId: row.org_id, messageId: row.message_id, deliveryId: row.id, subject: rendered.subject, composed };
+      const r = await this.#domains.run(domainOf(row.email), () => this.transports[lane].send(mail));
       return { id: row.id, status: 'sent', smtp_response: r.response, event: 'sent', detail: { smtp_response: r.response, attempt: row.attempts, message_id: composed.messageId } };
     } catch (e) {
       const o = classifyFailure(e as SmtpFailure);
