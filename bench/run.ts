@@ -1,8 +1,12 @@
 // `npm run bench [-- name ...]`: runs the named benchmarks (all when none is named). Not part of `npm test`.
 import { gridBench } from './grid.ts';
+import { triggeredBench } from './triggered.ts';
+import { reportsBench } from './reports.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   grid: gridBench,
+  triggered: triggeredBench,
+  reports: reportsBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

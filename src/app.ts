@@ -13,9 +13,14 @@ import { templateRoutes } from './mail/template-routes.ts';
 import { sendingRoutes } from './sending/routes.ts';
 import { consentRoutes } from './consent/routes.ts';
 import { trackingRoutes } from './sending/tracking-routes.ts';
+import { campaignRoutes } from './campaigns/routes.ts';
+import { signupRoutes } from './consent/signup-routes.ts';
+import { bounceRoutes } from './sending/bounce-routes.ts';
+import { reportRoutes } from './reports/routes.ts';
+import { metricsRoutes } from './platform/metrics.ts';
 
 /** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
-export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes];
+export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes, campaignRoutes, signupRoutes, bounceRoutes, reportRoutes, metricsRoutes];
 
 export interface Envoi {
   config: Config;

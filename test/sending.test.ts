@@ -94,7 +94,7 @@ afterAll(async () => {
 describe('triggered sending over SMTP', () => {
   it('delivers a personalised transactional email within a second, with the right parts and headers', async () => {
     const before = performance.now();
-    const r = await post({ template_id: tpl.tx, to: { email: 'Zoe@Example.com', first_name: 'Zoë' }, variables: { confirm_url: 'https://example.org/c?t=abc&x=1', ref: 'R-42' }, custom_id: 'order-7', tags: ['signup'] });
+    const r = await post({ template_id: tpl.tx, to: { email: 'Zoe@Example.com', first_name: 'Zoë' }, variables: { confirm_url: 'https://example.org/c?t=abc&x=1', ref: 'R-42' }, custom_id: 'order-7', tags: ['signup'], sensitive: true });
     const accepted = performance.now();
     expectStatus(r, 202);
     expect(r.body).toMatchObject({ status: 'queued' });
@@ -118,7 +118,9 @@ describe('triggered sending over SMTP', () => {
     expect(parsed.to && !Array.isArray(parsed.to) ? parsed.to.value[0] : null).toMatchObject({ address: 'Zoe@example.com', name: 'Zoë' });
     expect(parsed.headers.has('list-unsubscribe')).toBe(false);
     expect(parsed.html).toContain('Hello Zoë,');
+    // A link holding a secret is sent as written: messages marked sensitive are not click-tracked.
     expect(parsed.html).toContain('href="https://example.org/c?t=abc&amp;x=1"');
+    expect(parsed.html).not.toContain('/o/');
     expect(parsed.html).toContain('One click to go');
     expect(parsed.text).toContain('Hello Zoë,');
     expect(parsed.text).toContain('Ref R-42');

@@ -300,6 +300,40 @@ export const MAX_BULK_IDS = 50_000;
  * one UPDATE over the whole selection (no row-by-row work, whatever its size). Ids that are not
  * contacts of this audience are left alone.
  */
+/**
+ * The contacts a bulk action or a campaign is about: a saved view, a filter, or chosen ids, checked
+ * against the audience. The caller has checked the audience is the principal's.
+ */
+export async function resolveTarget(ctx: AppContext, audienceId: string, target: BulkTargetInput, now: Date): Promise<grid.BulkTarget> {
+  const given = (['view_id', 'filter', 'contact_ids'] as const).filter((k) => target[k] !== undefined);
+  if (given.length !== 1) throw badRequest('invalid_target', 'target takes exactly one of view_id, filter or contact_ids');
+  if (target.contact_ids !== undefined) {
+    const ids = target.contact_ids;
+    const bad = ids.find((id) => !isUuid(id));
+    if (bad !== undefined) throw badRequest('invalid_target', `target.contact_ids: ${JSON.stringify(bad)} is not a contact id`);
+    if (ids.length > MAX_BULK_IDS) throw badRequest('invalid_target', `target.contact_ids: at most ${MAX_BULK_IDS} ids; use a filter or a view for more`);
+    return { kind: 'ids', audienceId, ids: [...new Set(ids.map((id) => id.toLowerCase()))] };
+  }
+  let filter: CheckedFilter;
+  if (target.view_id !== undefined) {
+    const view = await viewRow(ctx, audienceId, target.view_id);
+    filter = (await checkedDefinition(ctx, audienceId, view.definition as unknown as ViewDefinition, view)).filter;
+  } else {
+    if (target.filter === null) throw badRequest('invalid_target', 'target.filter: give a filter; {"and": []} selects every contact');
+    const f = checkFilter(target.filter, await columnsOf(ctx, audienceId));
+    if (!f.ok) throw invalid(f.problems);
+    const scope = await scopeProblems(ctx, audienceId, f.value);
+    if (scope.length) throw invalid(scope);
+    filter = f.value;
+  }
+  return { kind: 'scope', scope: { audienceId, condition: filter.condition, now } };
+}
+
+/** One page of the ids of a target, in id order after `after`: how campaigns walk their recipients. */
+export function targetIdsPage(ctx: AppContext, target: grid.BulkTarget, after: string | null, limit: number): Promise<string[]> {
+  return grid.matchingIds(ctx.db, target, after, limit);
+}
+
 export async function bulkUpdateContacts(ctx: AppContext, p: Principal, audienceId: string, input: BulkInput): Promise<{ updated: number }> {
   await audienceFor(ctx, p, audienceId);
   const problem = bulkSetProblem(input.set);
@@ -316,31 +350,8 @@ export async function bulkUpdateContacts(ctx: AppContext, p: Principal, audience
     if (!company) throw badRequest('unknown_company', 'set.company_id names no company of this audience');
   }
 
-  const given = (['view_id', 'filter', 'contact_ids'] as const).filter((k) => input.target[k] !== undefined);
-  if (given.length !== 1) throw badRequest('invalid_target', 'target takes exactly one of view_id, filter or contact_ids');
-  let target: grid.BulkTarget;
   const now = ctx.now();
-  if (input.target.contact_ids !== undefined) {
-    const ids = input.target.contact_ids;
-    const bad = ids.find((id) => !isUuid(id));
-    if (bad !== undefined) throw badRequest('invalid_target', `target.contact_ids: ${JSON.stringify(bad)} is not a contact id`);
-    if (ids.length > MAX_BULK_IDS) throw badRequest('invalid_target', `target.contact_ids: at most ${MAX_BULK_IDS} ids; use a filter or a view for more`);
-    target = { kind: 'ids', audienceId, ids: [...new Set(ids.map((id) => id.toLowerCase()))] };
-  } else {
-    let filter: CheckedFilter;
-    if (input.target.view_id !== undefined) {
-      const view = await viewRow(ctx, audienceId, input.target.view_id);
-      filter = (await checkedDefinition(ctx, audienceId, view.definition as unknown as ViewDefinition, view)).filter;
-    } else {
-      if (input.target.filter === null) throw badRequest('invalid_target', 'target.filter: give a filter; {"and": []} selects every contact');
-      const f = checkFilter(input.target.filter, await columnsOf(ctx, audienceId));
-      if (!f.ok) throw invalid(f.problems);
-      const scope = await scopeProblems(ctx, audienceId, f.value);
-      if (scope.length) throw invalid(scope);
-      filter = f.value;
-    }
-    target = { kind: 'scope', scope: { audienceId, condition: filter.condition, now } };
-  }
+  const target = await resolveTarget(ctx, audienceId, input.target, now);
 
   const set: grid.BulkSet = {
     builtins: checked.value.builtins as Record<string, string | null>,

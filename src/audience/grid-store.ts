@@ -379,6 +379,16 @@ export async function bulkUpdate(db: Q, target: BulkTarget, set: BulkSet, now: D
   return Number(r.numAffectedRows ?? 0);
 }
 
+/** Ids of a target in id order, a page after `after`: the primary key walks it without sorting. */
+export async function matchingIds(db: Q, target: BulkTarget, after: string | null, limit: number): Promise<string[]> {
+  const where =
+    target.kind === 'scope'
+      ? whereSql(target.scope)
+      : sql`c.audience_id = ${param(target.audienceId, 'uuid')} AND c.id = ANY(${target.ids}::uuid[])`;
+  const r = await sql<{ id: string }>`SELECT c.id FROM contacts c WHERE ${where} ${after ? sql`AND c.id > ${param(after, 'uuid')}` : sql``} ORDER BY c.id LIMIT ${limit}`.execute(db);
+  return r.rows.map((x) => x.id);
+}
+
 /** Which of these ids are events (communities) of the audience. */
 export async function existingScopeIds(db: Q, table: 'events' | 'communities', audienceId: string, ids: string[]): Promise<Set<string>> {
   if (!ids.length) return new Set();

@@ -20,8 +20,19 @@ function canSeeAudience(p: Principal, audienceId: string) {
   return p.audienceIds === null || p.audienceIds.includes(audienceId);
 }
 
+// A request checks the same audience several times (the template's, the contact's, the fields'):
+// the answer is kept for the life of the principal, which is one request.
+const seenAudiences = new WeakMap<Principal, Map<string, ReturnType<typeof store.findAudience>>>();
+
 export async function audienceFor(ctx: AppContext, p: Principal, audienceId: string) {
-  const a = canSeeAudience(p, audienceId) ? await store.findAudience(ctx.db, p.orgId, audienceId) : undefined;
+  let seen = seenAudiences.get(p);
+  if (!seen) seenAudiences.set(p, (seen = new Map()));
+  let found = seen.get(audienceId);
+  if (!found) {
+    found = canSeeAudience(p, audienceId) ? store.findAudience(ctx.db, p.orgId, audienceId) : Promise.resolve(undefined);
+    seen.set(audienceId, found);
+  }
+  const a = await found;
   if (!a) throw notFound('audience');
   return a;
 }

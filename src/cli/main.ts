@@ -8,6 +8,7 @@ import * as orgs from '../organisations/service.ts';
 import { readSecret } from './prompt.ts';
 import { registerImportExport } from './import-export.ts';
 import { registerWorker, startWorkerInServer } from './worker.ts';
+import { startBounceListenerInServer } from './bounce-listener.ts';
 
 function config(): Config {
   try {
@@ -38,10 +39,13 @@ program.command('serve').description('HTTP API and back office (and the sending 
   const cfg = config();
   const envoi = await serve(cfg);
   if (!cfg.databaseUrl) startWorkerInServer(envoi);
+  await startBounceListenerInServer(envoi);
 });
 
 program.command('start').description('server and sending worker in one process, ready for a first user (what `npm start` runs)').action(async () => {
-  startWorkerInServer(await serve(config()));
+  const envoi = await serve(config());
+  startWorkerInServer(envoi);
+  await startBounceListenerInServer(envoi);
 });
 
 program.command('migrate').description('apply pending database migrations (safe to run twice)').action(async () => {

@@ -6,6 +6,7 @@ import { withSigningSecret } from '../platform/instance-secret.ts';
 import { createContext } from '../platform/context.ts';
 import type { Envoi } from '../app.ts';
 import { Worker, type WorkerLog } from '../sending/worker.ts';
+import { CampaignScheduler } from '../campaigns/scheduler.ts';
 
 const jsonLog: WorkerLog = (level, msg, fields) => {
   const line = `${JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields })}\n`;
@@ -22,8 +23,10 @@ function mailTarget(config: Config): string {
  */
 export function startWorkerInServer(envoi: Envoi): Worker {
   const worker = new Worker(envoi.ctx, { log: jsonLog }).start();
+  const scheduler = new CampaignScheduler(envoi.ctx, { log: jsonLog }).start();
   const close = envoi.close.bind(envoi);
   envoi.close = async () => {
+    await scheduler.stop();
     await worker.stop();
     await close();
   };
@@ -61,11 +64,13 @@ export function registerWorker(program: Command) {
       await migrate(database);
       const ctx = createContext(await withSigningSecret(database.db, config), database);
       const worker = new Worker(ctx, { log: jsonLog, concurrency: o.concurrency }).start();
+      const scheduler = new CampaignScheduler(ctx, { log: jsonLog }).start();
       process.stdout.write(`envoi worker ${worker.id} on PostgreSQL ${redactUrl(config.databaseUrl)}, sending through ${mailTarget(config)}\n`);
       let stopping = false;
       const stop = async () => {
         if (stopping) return;
         stopping = true;
+        await scheduler.stop();
         await worker.stop();
         await database.close();
         process.exit(0);

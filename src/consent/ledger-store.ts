@@ -91,3 +91,7 @@ export async function countExclusions(db: Q, orgId: string): Promise<number> {
   const r = await db.selectFrom('exclusions').select((eb) => eb.fn.countAll<string>().as('n')).where('org_id', '=', orgId).executeTakeFirstOrThrow();
   return Number(r.n);
 }
+
+export function findRecord(db: Q, id: string) {
+  return db.selectFrom('consent_records').selectAll().where('id', '=', id).executeTakeFirst();
+}

@@ -609,3 +609,18 @@ describe('properties', () => {
     );
   });
 });
+
+describe('localTimeAfter', () => {
+  it('finds a local time N days after a local date, across DST, in the zone of the event', async () => {
+    const { localTimeAfter } = await import('./rules.ts');
+    // The day before an event starting 2026-03-30 10:00 Paris, at 09:00: the 29th, already in summer time (UTC+2).
+    expect(localTimeAfter(new Date('2026-03-30T08:00:00Z'), -1, 9, 0, 'Europe/Paris').toISOString()).toBe('2026-03-29T07:00:00.000Z');
+    expect(localTimeAfter(new Date('2026-03-28T08:00:00Z'), 0, 9, 0, 'Europe/Paris').toISOString()).toBe('2026-03-28T08:00:00.000Z');
+    // 02:30 does not exist on 2026-03-29 in Paris: moved forward by the hour skipped.
+    expect(localTimeAfter(new Date('2026-03-29T00:00:00Z'), 0, 2, 30, 'Europe/Paris').toISOString()).toBe('2026-03-29T01:30:00.000Z');
+    // 02:30 happens twice on 2026-10-25: the first one (summer time).
+    expect(localTimeAfter(new Date('2026-10-25T00:00:00Z'), 0, 2, 30, 'Europe/Paris').toISOString()).toBe('2026-10-25T00:30:00.000Z');
+    // The local date, not the UTC one: 23:30 in New York on the 1st is the 2nd in UTC.
+    expect(localTimeAfter(new Date('2026-12-02T04:30:00Z'), 1, 10, 0, 'America/New_York').toISOString()).toBe('2026-12-02T15:00:00.000Z');
+  });
+});

@@ -446,6 +446,20 @@ const dayNumber = (day: Day) => day.y * 10_000 + day.m * 100 + day.d;
 
 const HOUR = 3_600_000;
 
+/**
+ * The instant of a local wall-clock time `days` calendar days after the local date of `from`, in
+ * `timeZone` (event mail: "the day before the start, at 09:00 where the event is"). A time that a
+ * clock change skips is moved forward by the gap; a time that happens twice is the first one.
+ */
+export function localTimeAfter(from: Date, days: number, hour: number, minute: number, timeZone: string): Date {
+  const day = addDays(wallClock(from.getTime(), timeZone), days);
+  const wall = utcMs(day.y, day.m, day.d, hour, minute);
+  const before = offsetAt(wall - 24 * HOUR, timeZone);
+  const after = offsetAt(wall + 24 * HOUR, timeZone);
+  const exact = [wall - before, wall - after].filter((t) => offsetAt(t, timeZone) === wall - t).sort((a, b) => a - b);
+  return new Date(exact[0] ?? wall - before);
+}
+
 /** First instant whose local date in `timeZone` is `day`. */
 function startOfLocalDay(day: Day, timeZone: string): number {
   const wall = utcMs(day.y, day.m, day.d);

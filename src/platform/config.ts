@@ -16,10 +16,15 @@ export interface Config {
   resetTokenMinutes: number;
   /** Lets anyone create an organisation through the API (a shared server); otherwise only the first. */
   allowSignup: boolean;
+  /** Bearer token GET /metrics requires; null: /metrics is open to whoever reaches the server. */
+  metricsToken: string | null;
   /** SMTP relay (`smtp://user:pass@host:port`, `smtps://...`); null: the development outbox keeps every message in the database. */
   smtpUrl: string | null;
   /** Domain of the VERP return path (`bounce+<delivery>@domain`) and of Message-IDs. */
   bounceDomain: string;
+  /** Port of the inbound SMTP listener taking bounce and complaint reports for the bounce domain; null: not started. */
+  bounceSmtpPort: number | null;
+  bounceSmtpHost: string;
   /** Default From address of outgoing mail (a template may set its own). */
   mailFrom: string;
   /** Messages a worker sends at once (SMTP connections of the bulk lane). */
@@ -94,6 +99,8 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
   }
   const secret = pick('ENVOI_SECRET', 'secret') ?? null;
   if (secret !== null && secret.length < 32) problems.push('ENVOI_SECRET must be at least 32 characters long');
+  const metricsToken = pick('ENVOI_METRICS_TOKEN', 'metricsToken') ?? null;
+  if (metricsToken !== null && (metricsToken.length < 16 || /\s/.test(metricsToken))) problems.push('ENVOI_METRICS_TOKEN must be at least 16 characters long, without spaces');
   const logLevel = (pick('LOG_LEVEL', 'logLevel') ?? 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
 
@@ -111,18 +118,20 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
     },
     resetTokenMinutes: int('ENVOI_RESET_TOKEN_MINUTES', 'resetTokenMinutes', 60, 5, 60 * 24 * 7),
     allowSignup: bool('ENVOI_ALLOW_SIGNUP', 'allowSignup', false),
-    ...mailConfig(pick, int, publicUrl, cwd, problems),
+    metricsToken,
+    ...mailConfig(pick, int, publicUrl, host, cwd, problems),
   };
   if (problems.length) throw new ConfigError(problems);
   return config;
 }
 
-type MailConfig = Pick<Config, 'smtpUrl' | 'bounceDomain' | 'mailFrom' | 'workerConcurrency' | 'domainConcurrency' | 'workerLeaseSeconds' | 'dkim'>;
+type MailConfig = Pick<Config, 'smtpUrl' | 'bounceDomain' | 'bounceSmtpPort' | 'bounceSmtpHost' | 'mailFrom' | 'workerConcurrency' | 'domainConcurrency' | 'workerLeaseSeconds' | 'dkim'>;
 
 function mailConfig(
   pick: (envName: string, fileKey: string) => string | undefined,
   int: (envName: string, fileKey: string, fallback: number, min: number, max: number) => number,
   publicUrl: string,
+  host: string,
   cwd: string,
   problems: string[],
 ): MailConfig {
@@ -172,6 +181,9 @@ function mailConfig(
   return {
     smtpUrl,
     bounceDomain,
+    // Off unless asked for: port 25 needs privileges, and most set-ups receive mail elsewhere first.
+    bounceSmtpPort: pick('ENVOI_BOUNCE_SMTP_PORT', 'bounceSmtpPort') === undefined ? null : int('ENVOI_BOUNCE_SMTP_PORT', 'bounceSmtpPort', 0, 0, 65535),
+    bounceSmtpHost: pick('ENVOI_BOUNCE_SMTP_HOST', 'bounceSmtpHost') ?? host,
     mailFrom,
     workerConcurrency: int('ENVOI_WORKER_CONCURRENCY', 'workerConcurrency', 10, 1, 200),
     domainConcurrency: int('ENVOI_DOMAIN_CONCURRENCY', 'domainConcurrency', 8, 1, 200),

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -29,12 +30,14 @@ export async function buildHttpApp(ctx: AppContext, opts: HttpOptions): Promise<
     logger: opts.logger ?? false,
     bodyLimit: 2 * 1024 * 1024,
     // Click tokens carry their signed destination in the path.
-    maxParamLength: 8192,
+    routerOptions: { maxParamLength: 8192 },
     // Never log credentials: the default serializers log the URL and method only, and we redact headers.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true, useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorateRequest('principal', null);
+  // HTML forms of the public pages (unsubscribe, signup) post urlencoded bodies.
+  await app.register(formbody, { bodyLimit: 64 * 1024 });
 
   await app.register(swagger, {
     openapi: {

@@ -200,10 +200,123 @@ export interface DB {
   suppressions: SuppressionsTable;
   rate_counters: RateCountersTable;
   outbox: OutboxTable;
+  report_hourly: ReportHourlyTable;
+  report_link_hourly: ReportLinkHourlyTable;
+  report_firsts: ReportFirstsTable;
+  report_link_clicks: ReportLinkClicksTable;
   consent_records: ConsentRecordsTable;
   exclusions: ExclusionsTable;
   instance_settings: InstanceSettingsTable;
+  campaigns: CampaignsTable;
+  signup_forms: SignupFormsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_events: WebhookEventsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
+
+// ---- webhooks (0011_webhooks.sql): events and deliveries are written by triggers ----
+
+export interface WebhookEndpointsTable {
+  id: Generated<string>;
+  org_id: string;
+  url: string;
+  description: Generated<string>;
+  /** event types of src/webhooks/rules.ts, or '*' */
+  event_types: string[];
+  secret: string;
+  enabled: Generated<boolean>;
+  created_by: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface WebhookEventsTable {
+  id: Generated<string>;
+  org_id: string;
+  type: string;
+  payload: Json<unknown>;
+  occurred_at: Timestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookAttempt {
+  at: string;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  org_id: string;
+  endpoint_id: string;
+  event_id: string;
+  status: Generated<WebhookDeliveryStatus>;
+  attempts: Generated<number>;
+  series_base: Generated<number>;
+  /** '-infinity' (due at once) until the first attempt: the drivers return that as -Infinity, not a Date */
+  next_attempt_at: ColumnType<Date | number, Date | string | undefined, Date | string>;
+  retry_until: NullableTimestamp;
+  leased_by: string | null;
+  lease_until: NullableTimestamp;
+  last_attempt_at: NullableTimestamp;
+  last_status_code: number | null;
+  last_error: string | null;
+  response_snippet: string | null;
+  attempt_log: Json<WebhookAttempt[]>;
+  created_at: Generated<Date>;
+  delivered_at: NullableTimestamp;
+  failed_at: NullableTimestamp;
+}
+
+export interface SignupFormsTable {
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  name: string;
+  language: 'fr' | 'en';
+  wording: string;
+  wording_version: string;
+  success_url: string | null;
+  created_by: string;
+  created_at: Generated<Date>;
+  disabled_at: NullableTimestamp;
+}
+
+export type CampaignStatus = 'draft' | 'scheduled' | 'resolving' | 'sending' | 'paused' | 'completed' | 'cancelled';
+
+export interface CampaignsTable {
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  name: string;
+  kind: Generated<'marketing' | 'event'>;
+  event_mail: EventMailKind | null;
+  event_id: string | null;
+  template_id: string;
+  target: Json<CampaignTarget>;
+  status: CampaignStatus;
+  send_at: NullableTimestamp;
+  every_minutes: number | null;
+  next_run_at: NullableTimestamp;
+  message_id: string | null;
+  resolved_after: string | null;
+  runs: Generated<number>;
+  paused_from: CampaignStatus | null;
+  leased_by: string | null;
+  lease_until: NullableTimestamp;
+  last_error: string | null;
+  created_by: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  started_at: NullableTimestamp;
+  completed_at: NullableTimestamp;
+}
+
+export type EventMailKind = 'reminder' | 'thank_you' | 'practical_info' | 'badge' | 'new_content';
+
+export type CampaignTarget = { view_id: string } | { filter: unknown } | { contact_ids: string[] };
 
 export interface ConsentRecordsTable {
   seq: Generated<string>;
@@ -284,7 +397,7 @@ export interface ImportsTable {
 // ---- sending (0005_sending.sql) ----
 
 export type MessageCategory = 'transactional' | 'participation' | 'marketing';
-export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'bounced' | 'blocked' | 'failed';
+export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'bounced' | 'blocked' | 'failed' | 'paused';
 export type Lane = 'transactional' | 'bulk';
 
 export interface TemplatesTable {
@@ -340,6 +453,7 @@ export interface MessagesTable {
   send_at: NullableTimestamp;
   created_by: string;
   created_at: Generated<Date>;
+  campaign_id: Generated<string | null>;
 }
 
 export interface DeliveriesTable {
@@ -400,4 +514,50 @@ export interface OutboxTable {
   subject: string;
   raw: string;
   created_at: Generated<Date>;
+}
+
+// ---- reports (0008_reports.sql): rollups kept by a trigger on message_events, never written by code ----
+
+export interface ReportHourlyTable {
+  org_id: string;
+  audience_id: string;
+  template_id: string | null;
+  /** the campaign message; null for triggered and system mail */
+  message_id: string | null;
+  hour: Timestamp;
+  /** an event type, or 'bounced:unsent' / 'bounced:sent_hour' */
+  type: string;
+  shard: number;
+  total: number;
+  uniq: number;
+}
+
+export interface ReportLinkHourlyTable {
+  org_id: string;
+  audience_id: string;
+  template_id: string | null;
+  message_id: string | null;
+  url_hash: string;
+  url: string;
+  hour: Timestamp;
+  shard: number;
+  total: number;
+  uniq: number;
+}
+
+export interface ReportFirstsTable {
+  delivery_id: string;
+  type: string;
+  at: Timestamp;
+}
+
+export interface ReportLinkClicksTable {
+  delivery_id: string;
+  url_hash: string;
+  org_id: string;
+  message_id: string;
+  url: string;
+  first_at: Timestamp;
+  last_at: Timestamp;
+  clicks: number;
 }

@@ -39,6 +39,9 @@ const MessageBody = Type.Object(
     custom_id: Type.Optional(Type.String({ maxLength: 255 })),
     tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 20 })),
     send_at: Type.Optional(Type.String({ format: 'date-time' })),
+    sensitive: Type.Optional(
+      Type.Boolean({ description: 'the variables hold secrets (a password-reset link): kept only until the message is delivered or given up, and its links are not click-tracked' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -111,7 +114,7 @@ export function sendingRoutes(app: App, ctx: AppContext) {
 
   app.get(
     '/v1/suppressions',
-    { schema: { ...t('messages', 'Addresses the organisation no longer writes to', 'Hard bounces (and, later, spam complaints), newest first. The sending policy blocks every category of mail to them.'), querystring: Page } },
+    { schema: { ...t('messages', 'Addresses the organisation no longer writes to', 'Hard bounces and spam complaints (from the bounce listener, `POST /v1/bounces`, or refusals at send time), newest first. The sending policy blocks every category of mail to a hard-bounced address, and marketing mail to one that complained.'), querystring: Page } },
     async (req) => svc.listSuppressions(ctx, requireRole(req), req.query),
   );
 

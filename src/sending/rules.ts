@@ -61,7 +61,17 @@ const RELAY_REPLY_CODES = new Set([530, 534, 535, 538]);
 /** Enhanced status codes (RFC 3463) saying the address does not exist or cannot receive: 5.1.x, 5.2.1. */
 const ADDRESS_STATUS = /^5\.(1\.\d{1,3}|2\.1)$/;
 
-function enhancedStatus(response: string | undefined): string | null {
+/**
+ * Whether a permanent failure is about the address itself, which no later message can get past,
+ * rather than about this message (5.7.1 policy, 5.3.4 too big, 5.2.2 mailbox full). Shared with the
+ * reading of bounce reports, so a refusal suppresses the same way whether it came back at once or later.
+ */
+export function isAddressStatus(status: string): boolean {
+  return ADDRESS_STATUS.test(status);
+}
+
+/** The enhanced status code (RFC 3463) that opens an SMTP reply (`550 5.1.1 ...`, `550-5.1.1 ...`), or null. */
+export function enhancedStatus(response: string | undefined): string | null {
   const m = /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3})\b/.exec(response ?? '');
   return m ? m[1]! : null;
 }
@@ -84,7 +94,7 @@ export function classifyFailure(err: SmtpFailure): FailureOutcome {
   if (typeof code === 'number' && code >= 500 && code < 600) {
     if (RELAY_REPLY_CODES.has(code)) return { kind: 'retry', reason: 'relay', error, smtpResponse: response || null };
     const status = enhancedStatus(response);
-    const addressLevel = status !== null ? ADDRESS_STATUS.test(status) : /^RCPT/i.test(err.command ?? '') && [550, 551, 553].includes(code);
+    const addressLevel = status !== null ? isAddressStatus(status) : /^RCPT/i.test(err.command ?? '') && [550, 551, 553].includes(code);
     return { kind: 'bounce', suppress: addressLevel, error, smtpResponse: response || `${code}` };
   }
   if (err.code === 'EAUTH') return { kind: 'retry', reason: 'relay', error, smtpResponse: response || null };

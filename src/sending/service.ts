@@ -20,6 +20,7 @@ import {
   decide,
   explain,
   isRuleCode,
+  participationWindow,
   PolicyInputError,
   summarise,
   triggeredCategoryAllowed,
@@ -166,9 +167,21 @@ function policyError(e: unknown): unknown {
   return e instanceof PolicyInputError ? new AppError(409, 'invalid_policy_settings', e.message) : e;
 }
 
-async function scopeOfTemplate(ctx: AppContext, p: Principal, t: TemplateWithContent, origin: Origin): Promise<MessageScope> {
-  const event = t.event_id ? await ctx.db.selectFrom('events').select(['id', 'ends_at', 'time_zone']).where('id', '=', t.event_id).executeTakeFirst() : undefined;
-  return { orgSettings: (await orgInfo(ctx, p.orgId)).settings, audienceId: t.audience_id, category: t.category, origin, event: event ?? null, communityId: t.community_id };
+async function scopeOfTemplate(ctx: AppContext, p: Principal, t: TemplateWithContent, origin: Origin, org?: { settings: unknown }): Promise<MessageScope> {
+  const [event, settings] = await Promise.all([
+    t.event_id ? ctx.db.selectFrom('events').select(['id', 'ends_at', 'time_zone']).where('id', '=', t.event_id).executeTakeFirst() : undefined,
+    org ? org.settings : orgInfo(ctx, p.orgId).then((o) => o.settings),
+  ]);
+  return { orgSettings: settings, audienceId: t.audience_id, category: t.category, origin, event: event ?? null, communityId: t.community_id };
+}
+
+/** When participation mail about `event` stops being accepted (the organisation's D+N rule). */
+export async function eventMailClosesAt(ctx: AppContext, p: Principal, event: { id: string; ends_at: Date; time_zone: string }): Promise<Date> {
+  try {
+    return participationWindow({ id: event.id, endsAt: event.ends_at, timeZone: event.time_zone }, policySettings((await orgInfo(ctx, p.orgId)).settings).participationWindowDays).closesAt;
+  } catch (e) {
+    throw policyError(e);
+  }
 }
 
 // ---- the triggered API ----
@@ -297,7 +310,7 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
   let scope: MessageScope;
   let compiled: CompiledTemplate;
   if (template) {
-    scope = await scopeOfTemplate(ctx, p, template, 'triggered');
+    scope = await scopeOfTemplate(ctx, p, template, 'triggered', org);
     compiled = await compiledVersion(template.id, template.version, template);
   } else {
     try {
@@ -436,117 +449,201 @@ export async function sendAccountToken(ctx: AppContext, p: Principal, audienceId
 
 // ---- bulk: one message to many contacts (what campaigns build on) ----
 
-/**
- * Queues one template version to many contacts of its audience, deciding each recipient now (and the
- * worker decides again at send time). Marketing is allowed here: this is not the triggered API, and
- * the policy checks consent per recipient.
- */
-export async function enqueueToContacts(ctx: AppContext, p: Principal, input: { templateId: string; contactIds: readonly string[]; variables?: Record<string, unknown>; sendAt?: Date }) {
+/** A message to many recipients, created once; its recipients are added a batch at a time. */
+export interface BulkMessage {
+  id: string;
+  orgId: string;
+  audienceId: string;
+  scope: MessageScope;
+  lane: Lane;
+  priority: number;
+  dueAt: Date;
+  expiresAt: Date;
+}
+
+export type BatchResult = { recipients: number; queued: number; allowed: number; blocked: Partial<Record<RuleCode, number>> };
+
+/** Creates the message of a bulk send (a campaign run). Marketing is allowed: the policy checks consent per recipient. */
+export async function createBulkMessage(
+  ctx: AppContext,
+  p: Principal,
+  input: { templateId: string; campaignId?: string | null; variables?: Record<string, unknown>; sendAt?: Date | null },
+): Promise<BulkMessage> {
   const t = await templateFor(ctx, p, input.templateId);
   const scope = await scopeOfTemplate(ctx, p, t, 'campaign');
-  const now = ctx.now();
-  const dueAt = input.sendAt && input.sendAt > now ? input.sendAt : now;
-  const ids = [...new Set(input.contactIds)];
-  const contacts: SendingContact[] = [];
-  for (let i = 0; i < ids.length; i += 5000) contacts.push(...(await contactsForSending(ctx.db, p.orgId, ids.slice(i, i + 5000))));
-  let decisions: Map<string, Decision>;
   try {
-    decisions = await decideFor(ctx, p.orgId, scope, contacts, now);
+    policySettings(scope.orgSettings);
   } catch (e) {
     throw policyError(e);
   }
-  const lane = laneFor(t.category);
-  const result = await ctx.db.transaction().execute(async (trx) => {
-    const messageId = (await store.insertMessage(trx, {
-      org_id: p.orgId,
-      audience_id: t.audience_id,
-      origin: 'campaign',
-      category: t.category,
-      template_id: t.id,
-      template_version: t.version,
-      event_id: t.event_id,
-      community_id: t.community_id,
-      variables: JSON.stringify(input.variables ?? {}),
-      created_by: `${p.kind}:${p.id}`,
-      created_at: now,
-      send_at: input.sendAt ?? null,
-    }))!;
+  const now = ctx.now();
+  const dueAt = input.sendAt && input.sendAt > now ? input.sendAt : now;
+  const id = (await store.insertMessage(ctx.db, {
+    org_id: p.orgId,
+    audience_id: t.audience_id,
+    origin: 'campaign',
+    category: t.category,
+    template_id: t.id,
+    template_version: t.version,
+    event_id: t.event_id,
+    community_id: t.community_id,
+    campaign_id: input.campaignId ?? null,
+    variables: JSON.stringify(input.variables ?? {}),
+    created_by: `${p.kind}:${p.id}`,
+    created_at: now,
+    send_at: input.sendAt ?? null,
+  }))!;
+  return { id, orgId: p.orgId, audienceId: t.audience_id, scope, lane: laneFor(t.category), priority: priorityFor(t.category), dueAt, expiresAt: deliveryDeadline(t.category, dueAt) };
+}
+
+/** The message of a bulk send, again (a run resumed after a crash, by another process). */
+export async function bulkMessage(ctx: AppContext, p: Principal, messageId: string): Promise<BulkMessage> {
+  const m = await store.findMessage(ctx.db, p.orgId, messageId);
+  if (!m || !m.template_id) throw notFound('message');
+  const t = await templateFor(ctx, p, m.template_id).catch(() => null);
+  if (!t) throw notFound('template');
+  const scope = await scopeOfTemplate(ctx, p, t, 'campaign');
+  const dueAt = m.send_at && m.send_at > m.created_at ? m.send_at : m.created_at;
+  return { id: m.id, orgId: p.orgId, audienceId: m.audience_id, scope, lane: laneFor(m.category), priority: priorityFor(m.category), dueAt, expiresAt: deliveryDeadline(m.category, dueAt) };
+}
+
+/**
+ * Decides and writes one batch of recipients of a bulk message, in one transaction: a delivery row
+ * per contact (queued, or blocked with its rule) and its event. A contact already written to by this
+ * message is skipped (the unique index), so a batch retried after a crash sends nobody twice.
+ * `status` 'paused' writes the allowed ones held, for a campaign paused while it resolves.
+ */
+export async function enqueueBatch(ctx: AppContext, msg: BulkMessage, contactIds: readonly string[], opts: { paused?: boolean } = {}): Promise<BatchResult> {
+  const contacts = (await contactsForSending(ctx.db, msg.orgId, [...new Set(contactIds)])).filter((c) => c.audience_id === msg.audienceId);
+  const now = ctx.now();
+  let decisions: Map<string, Decision>;
+  try {
+    decisions = await decideFor(ctx, msg.orgId, msg.scope, contacts, now);
+  } catch (e) {
+    throw policyError(e);
+  }
+  const queued = await ctx.db.transaction().execute(async (trx) => {
     const rows = await store.insertDeliveries(
       trx,
       contacts.map((c) => {
         const d = decisions.get(c.id)!;
         return {
-          org_id: p.orgId,
-          message_id: messageId,
+          org_id: msg.orgId,
+          message_id: msg.id,
           contact_id: c.id,
           email: c.email,
-          lane,
-          priority: priorityFor(t.category),
-          status: d.allow ? ('queued' as const) : ('blocked' as const),
+          lane: msg.lane,
+          priority: msg.priority,
+          status: d.allow ? (opts.paused ? ('paused' as const) : ('queued' as const)) : ('blocked' as const),
           rule: d.allow ? null : d.rule,
           rule_detail: d.allow ? null : d.detail,
-          due_at: dueAt,
-          expires_at: deliveryDeadline(t.category, dueAt),
+          due_at: msg.dueAt,
+          expires_at: msg.expiresAt,
           created_at: now,
           updated_at: now,
         };
       }),
+      { skipExisting: true },
     );
     await store.insertEvents(
       trx,
       rows.map((r) => {
         const d = decisions.get(r.contact_id!)!;
-        return { org_id: p.orgId, message_id: messageId, delivery_id: r.id, type: r.status, at: now, detail: JSON.stringify(d.allow ? {} : { rule: d.rule, detail: d.detail }) };
+        return { org_id: msg.orgId, message_id: msg.id, delivery_id: r.id, type: d.allow ? 'queued' : 'blocked', at: now, detail: JSON.stringify(d.allow ? {} : { rule: d.rule, detail: d.detail }) };
       }),
     );
-    return { messageId, queued: rows.filter((r) => r.status === 'queued').length };
+    return rows.filter((r) => r.status === 'queued').length;
   });
-  notifyQueued(ctx.db, lane);
-  return { message_id: result.messageId, recipients: contacts.length, queued: result.queued, ...summarise(decisions.values()) };
+  if (queued) notifyQueued(ctx.db, msg.lane);
+  return { recipients: contacts.length, queued, ...summarise(decisions.values()) };
+}
+
+/** One template version to given contacts of its audience, now or at `sendAt`. */
+export async function enqueueToContacts(ctx: AppContext, p: Principal, input: { templateId: string; contactIds: readonly string[]; variables?: Record<string, unknown>; sendAt?: Date }) {
+  const msg = await createBulkMessage(ctx, p, input);
+  const total: BatchResult = { recipients: 0, queued: 0, allowed: 0, blocked: {} };
+  const ids = [...new Set(input.contactIds)];
+  for (let i = 0; i < ids.length; i += 5000) addBatch(total, await enqueueBatch(ctx, msg, ids.slice(i, i + 5000)));
+  return { message_id: msg.id, ...total };
+}
+
+export function addBatch(total: BatchResult, r: BatchResult) {
+  total.recipients += r.recipients;
+  total.queued += r.queued;
+  total.allowed += r.allowed;
+  for (const [rule, n] of Object.entries(r.blocked) as [RuleCode, number][]) total.blocked[rule] = (total.blocked[rule] ?? 0) + n;
+}
+
+/** Holds (or releases) the pending deliveries of a message: pausing a campaign. Returns how many moved. */
+export async function holdMessage(ctx: AppContext, messageId: string, hold: boolean): Promise<number> {
+  const n = await store.setHeld(ctx.db, messageId, hold, ctx.now());
+  if (!hold && n) notifyQueued(ctx.db, 'bulk');
+  return n;
+}
+
+/** Contacts among `ids` that any earlier message of the campaign already had as a recipient. */
+export function alreadyRecipients(ctx: AppContext, campaignId: string, contactIds: readonly string[]) {
+  return store.campaignRecipientsAmong(ctx.db, campaignId, contactIds);
+}
+
+export async function messageCounts(ctx: AppContext, messageId: string) {
+  const [counts, rules] = await Promise.all([store.deliveryCounts(ctx.db, messageId), store.blockedByRule(ctx.db, messageId)]);
+  return { counts, blocked_by_rule: rules };
+}
+
+/** The same, over every message (run) of a campaign. */
+export async function campaignCounts(ctx: AppContext, campaignId: string) {
+  const [counts, rules] = await Promise.all([store.campaignDeliveryCounts(ctx.db, campaignId), store.campaignBlockedByRule(ctx.db, campaignId)]);
+  return { counts, blocked_by_rule: rules };
 }
 
 // ---- dry run ----
 
 export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, input: { template_id: string; contact_ids?: string[]; all?: boolean; origin?: 'campaign' | 'triggered' }) {
-  await audienceFor(ctx, p, audienceId);
-  const t = await templateFor(ctx, p, input.template_id, audienceId);
   if ((input.contact_ids === undefined) === (input.all !== true)) throw badRequest('invalid_selection', 'give contact_ids, or all: true for every contact of the audience');
-  const origin = input.origin ?? 'campaign';
-  const scope = await scopeOfTemplate(ctx, p, t, origin);
-  const now = ctx.now();
-  const decisions: Decision[] = [];
-  let unknown = 0;
-  const run = async (ids: string[]) => {
-    const contacts = (await contactsForSending(ctx.db, p.orgId, ids)).filter((c) => c.audience_id === audienceId);
-    unknown += ids.length - contacts.length;
-    try {
-      decisions.push(...(await decideFor(ctx, p.orgId, scope, contacts, now)).values());
-    } catch (e) {
-      throw policyError(e);
+  async function* pages(): AsyncGenerator<string[]> {
+    if (input.contact_ids) {
+      const ids = [...new Set(input.contact_ids)];
+      for (let i = 0; i < ids.length; i += 5000) yield ids.slice(i, i + 5000);
+      return;
     }
-  };
-  if (input.contact_ids) {
-    const ids = [...new Set(input.contact_ids)];
-    for (let i = 0; i < ids.length; i += 5000) await run(ids.slice(i, i + 5000));
-  } else {
     let after = '00000000-0000-0000-0000-000000000000';
     for (;;) {
       const page = await ctx.db.selectFrom('contacts').select('id').where('audience_id', '=', audienceId).where('id', '>', after).orderBy('id').limit(5000).execute();
-      if (page.length === 0) break;
-      await run(page.map((r) => r.id));
+      if (page.length === 0) return;
+      yield page.map((r) => r.id);
       after = page[page.length - 1]!.id;
     }
   }
-  const counts = summarise(decisions);
+  return dryRunPages(ctx, p, audienceId, input.template_id, input.origin ?? 'campaign', pages());
+}
+
+/** The policy counts of a prospective send to the contacts of `pages`, a page at a time; nothing is written. */
+export async function dryRunPages(ctx: AppContext, p: Principal, audienceId: string, templateId: string, origin: 'campaign' | 'triggered', pages: AsyncIterable<string[]>) {
+  await audienceFor(ctx, p, audienceId);
+  const t = await templateFor(ctx, p, templateId, audienceId);
+  const scope = await scopeOfTemplate(ctx, p, t, origin);
+  const now = ctx.now();
+  const total: BatchResult = { recipients: 0, queued: 0, allowed: 0, blocked: {} };
+  let unknown = 0;
+  for await (const ids of pages) {
+    const contacts = (await contactsForSending(ctx.db, p.orgId, ids)).filter((c) => c.audience_id === audienceId);
+    unknown += ids.length - contacts.length;
+    try {
+      addBatch(total, { recipients: contacts.length, queued: 0, ...summarise((await decideFor(ctx, p.orgId, scope, contacts, now)).values()) });
+    } catch (e) {
+      throw policyError(e);
+    }
+  }
   return {
     template_id: t.id,
     template_version: t.version,
     category: t.category,
     origin,
-    total: decisions.length,
-    allowed: counts.allowed,
-    blocked: counts.blocked,
-    explanations: Object.fromEntries(Object.keys(counts.blocked).map((rule) => [rule, explain(rule as RuleCode)])),
+    total: total.recipients,
+    allowed: total.allowed,
+    blocked: total.blocked,
+    explanations: Object.fromEntries(Object.keys(total.blocked).map((rule) => [rule, explain(rule as RuleCode)])),
     ...(unknown ? { unknown_contacts: unknown } : {}),
   };
 }

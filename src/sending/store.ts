@@ -42,12 +42,73 @@ export async function insertMessage(db: Q, row: Insertable<MessagesTable>): Prom
 
 const CHUNK = 1000;
 
-export async function insertDeliveries(db: Q, rows: Insertable<DeliveriesTable>[]): Promise<{ id: string; contact_id: string | null; status: DeliveryStatus }[]> {
+/** `skipExisting`: a (message, contact) already written is left alone and not returned. */
+export async function insertDeliveries(db: Q, rows: Insertable<DeliveriesTable>[], opts: { skipExisting?: boolean } = {}): Promise<{ id: string; contact_id: string | null; status: DeliveryStatus }[]> {
   const out: { id: string; contact_id: string | null; status: DeliveryStatus }[] = [];
   for (let i = 0; i < rows.length; i += CHUNK) {
-    out.push(...(await db.insertInto('deliveries').values(rows.slice(i, i + CHUNK)).returning(['id', 'contact_id', 'status']).execute()));
+    let q = db.insertInto('deliveries').values(rows.slice(i, i + CHUNK));
+    if (opts.skipExisting) q = q.onConflict((oc) => oc.columns(['message_id', 'contact_id']).where('contact_id', 'is not', null).doNothing());
+    out.push(...(await q.returning(['id', 'contact_id', 'status']).execute()));
   }
   return out;
+}
+
+/** Moves a message's pending deliveries to 'paused', or back to 'queued' (keeping their due time). */
+export async function setHeld(db: Q, messageId: string, hold: boolean, now: Date): Promise<number> {
+  const r = await db
+    .updateTable('deliveries')
+    .set({ status: hold ? 'paused' : 'queued', updated_at: now })
+    .where('message_id', '=', messageId)
+    .where('status', 'in', hold ? ['queued', 'deferred'] : ['paused'])
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows);
+}
+
+export async function campaignRecipientsAmong(db: Q, campaignId: string, contactIds: readonly string[]): Promise<Set<string>> {
+  if (contactIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('deliveries as d')
+    .innerJoin('messages as m', 'm.id', 'd.message_id')
+    .select('d.contact_id')
+    .where('m.campaign_id', '=', campaignId)
+    .where('d.contact_id', 'in', [...contactIds])
+    .execute();
+  return new Set(rows.map((r) => r.contact_id!));
+}
+
+/** Deliveries of every message of a campaign, by status. */
+export async function campaignDeliveryCounts(db: Q, campaignId: string) {
+  const rows = await db
+    .selectFrom('deliveries as d')
+    .innerJoin('messages as m', 'm.id', 'd.message_id')
+    .select(['d.status', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('m.campaign_id', '=', campaignId)
+    .groupBy('d.status')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)])) as Partial<Record<DeliveryStatus, number>>;
+}
+
+export async function campaignBlockedByRule(db: Q, campaignId: string): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('deliveries as d')
+    .innerJoin('messages as m', 'm.id', 'd.message_id')
+    .select(['d.rule', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('m.campaign_id', '=', campaignId)
+    .where('d.status', '=', 'blocked')
+    .groupBy('d.rule')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.rule ?? 'unknown', Number(r.n)]));
+}
+
+export async function blockedByRule(db: Q, messageId: string): Promise<Record<string, number>> {
+  const rows = await db
+    .selectFrom('deliveries')
+    .select(['rule', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('message_id', '=', messageId)
+    .where('status', '=', 'blocked')
+    .groupBy('rule')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.rule ?? 'unknown', Number(r.n)]));
 }
 
 export async function insertEvents(db: Q, rows: Insertable<MessageEventsTable>[]) {
@@ -148,7 +209,7 @@ export async function renewLeases(db: Q, workerId: string, now: Date, leaseUntil
 
 export interface Outcome {
   id: string;
-  status: Exclude<DeliveryStatus, 'queued' | 'sending'>;
+  status: Exclude<DeliveryStatus, 'queued' | 'sending' | 'paused'>;
   /** next attempt, for a deferral */
   due_at?: Date | null;
   last_error?: string | null;
@@ -243,6 +304,7 @@ export async function messagesForSending(db: Q, ids: readonly string[]) {
       'm.community_id',
       'm.inline',
       'm.variables',
+      'm.sensitive',
       'o.name as org_name',
       'o.settings as org_settings',
       'v.category as v_category',
@@ -279,10 +341,6 @@ export function deliveryForTracking(db: Q, id: string) {
     .select(['d.id', 'd.org_id', 'd.message_id', 'd.contact_id', 'd.email', 'd.status', 'm.category', 'm.audience_id', 'o.name as org_name', 'a.name as audience_name'])
     .where('d.id', '=', id)
     .executeTakeFirst();
-}
-
-export function hasEvent(db: Q, deliveryId: string, type: string) {
-  return db.selectFrom('message_events').select('id').where('delivery_id', '=', deliveryId).where('type', '=', type).limit(1).executeTakeFirst();
 }
 
 // ---- outbox ----

@@ -1,4 +1,3 @@
-import formbody from '@fastify/formbody';
 import { Type } from 'typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../platform/http.ts';
@@ -27,8 +26,7 @@ function html(reply: FastifyReply, status: number, body: string) {
 /** The public endpoints behind the links of sent mail: no credentials, a signed token each. */
 export async function trackingRoutes(app: App, ctx: AppContext) {
   await app.register(async (scope: App) => {
-    // RFC 8058 one-click POSTs come as a form (urlencoded or multipart); the token alone authorises.
-    await scope.register(formbody, { bodyLimit: 16 * 1024 });
+    // RFC 8058 one-click POSTs come as a form, urlencoded (parsed for the whole app) or multipart; the token alone authorises.
     scope.addContentTypeParser('multipart/form-data', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => done(null, { multipart: String(body) }));
 
     scope.get('/o/:token', { schema: { hide: true, params: Token } }, async (req, reply) => {

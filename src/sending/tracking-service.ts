@@ -69,7 +69,10 @@ export function maskEmail(email: string): string {
 
 async function target(ctx: AppContext, token: string) {
   const id = verifyUnsubscribeToken(secretOf(ctx), token);
-  if (!id) return null;
+  return id ? targetById(ctx, id) : null;
+}
+
+async function targetById(ctx: AppContext, id: string) {
   const d = await store.deliveryForTracking(ctx.db, id);
   if (!d) return null;
   const [contact] = d.contact_id ? await contactsForSending(ctx.db, d.org_id, [d.contact_id]) : [];
@@ -98,7 +101,16 @@ export type UnsubscribeMethod = 'one_click' | 'unsubscribe_page' | 'mailto';
  * Null when the link is not genuine.
  */
 export async function unsubscribe(ctx: AppContext, token: string, opts: { method: UnsubscribeMethod; everything: boolean } & Visitor) {
-  const t = await target(ctx, token);
+  const id = verifyUnsubscribeToken(secretOf(ctx), token);
+  return id ? unsubscribeDelivery(ctx, id, opts) : null;
+}
+
+/**
+ * The same for a delivery named by the List-Unsubscribe mailto (`unsubscribe+<delivery>@...`): the
+ * address is only in the message, like the link, and a mail to it is the person's request.
+ */
+export async function unsubscribeDelivery(ctx: AppContext, deliveryId: string, opts: { method: UnsubscribeMethod; everything: boolean } & Visitor) {
+  const t = await targetById(ctx, deliveryId);
   if (!t) return null;
   const { d, contact } = t;
   const now = ctx.now();

@@ -2,20 +2,9 @@
  * The unsubscribe landing page, in French or English. Pure: the route gives what the page shows;
  * every value from the database is escaped here.
  */
-export type PageLanguage = 'fr' | 'en';
+import { escapeHtml, publicPage, type PageLanguage } from '../platform/public-page.ts';
 
-export function pageLanguage(lang: unknown, acceptLanguage: string | undefined): PageLanguage {
-  if (lang === 'fr' || lang === 'en') return lang;
-  // The first of fr / en in the browser's preference order; English otherwise.
-  for (const part of (acceptLanguage ?? '').split(',')) {
-    const tag = part.split(';')[0]!.trim().toLowerCase();
-    if (tag.startsWith('fr')) return 'fr';
-    if (tag.startsWith('en')) return 'en';
-  }
-  return 'en';
-}
-
-export const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+export { pageLanguage } from '../platform/public-page.ts';
 
 const TEXT = {
   fr: {
@@ -47,8 +36,7 @@ const TEXT = {
 } as const;
 
 function layout(lang: PageLanguage, body: string): string {
-  return `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex"><title>${TEXT[lang].title}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#222;line-height:1.5}button{font-size:1rem;padding:.6rem 1.2rem;border-radius:6px;border:0;background:#1f5fbf;color:#fff;cursor:pointer}label{display:block;margin:1rem 0}p.note{color:#555;font-size:.9rem}</style></head><body><main>${body}</main></body></html>`;
+  return publicPage(lang, TEXT[lang].title, body);
 }
 
 export function confirmPage(lang: PageLanguage, t: { organisation: string; audience: string; maskedEmail: string; alreadyUnsubscribed: boolean; excluded: boolean }, action: string): string {
@@ -58,16 +46,16 @@ export function confirmPage(lang: PageLanguage, t: { organisation: string; audie
   const lead = t.alreadyUnsubscribed ? `<p>${x.already}</p>` : `<p>${x.question(aud, org)} <strong>${escapeHtml(t.maskedEmail)}</strong>.</p>`;
   const everything = t.excluded ? '' : `<label><input type="checkbox" name="scope" value="organisation"> ${x.everything(org)}</label>`;
   const form = t.alreadyUnsubscribed && t.excluded ? '' : `<form method="post" action="${escapeHtml(action)}"><input type="hidden" name="lang" value="${lang}">${everything}<button type="submit">${x.confirm}</button></form>`;
-  return layout(lang, `<h1>${x.title}</h1>${lead}${form}<p class="note">${x.keep}</p>`);
+  return layout(lang, `${lead}${form}<p class="note">${x.keep}</p>`);
 }
 
 export function donePage(lang: PageLanguage, t: { organisation: string; audience: string; everything: boolean }): string {
   const x = TEXT[lang];
   const msg = t.everything ? x.doneAll(escapeHtml(t.organisation)) : x.done(escapeHtml(t.audience));
-  return layout(lang, `<h1>${x.title}</h1><p role="status">${msg}</p><p class="note">${x.keep}</p>`);
+  return layout(lang, `<p role="status">${msg}</p><p class="note">${x.keep}</p>`);
 }
 
 export function invalidPage(lang: PageLanguage, of: 'unsubscribe' | 'link' = 'unsubscribe'): string {
   const x = TEXT[lang];
-  return of === 'link' ? layout(lang, `<h1>${x.linkTitle}</h1><p>${x.invalidLink}</p>`) : layout(lang, `<h1>${x.title}</h1><p>${x.invalid}</p>`);
+  return of === 'link' ? publicPage(lang, x.linkTitle, `<p>${x.invalidLink}</p>`) : layout(lang, `<p>${x.invalid}</p>`);
 }

@@ -12,6 +12,7 @@
  * finished while the previous write ran), one statement per group.
  */
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../platform/context.ts';
 import type { Lane } from '../platform/schema.ts';
@@ -27,6 +28,7 @@ import { trackingFor } from '../mail/tracking-tokens.ts';
 import { addressFacts, compiledInline, emailKey, onQueued, policyMessage, policyRecipient, type InlineContent, type MessageScope, type SendingContact } from './service.ts';
 import * as store from './store.ts';
 import { DomainLimiter, domainOf } from './domain-limiter.ts';
+import { recordClaim, recordOutcome } from '../platform/metrics.ts';
 
 export type WorkerLog = (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
 
@@ -234,7 +236,9 @@ export class Worker {
   async runOnce(lane: Lane): Promise<number> {
     this.#dirty[lane] = false;
     const now = this.#ctx.now();
+    const claimStart = performance.now();
     const rows = await store.claim(this.#ctx.db, { lane, workerId: this.id, now, leaseUntil: new Date(now.getTime() + this.#leaseMs), limit: this.#batchSize });
+    recordClaim(lane, performance.now() - claimStart, rows.length);
     if (rows.length === 0) return 0;
     this.#busy++;
     try {
@@ -243,12 +247,21 @@ export class Worker {
       const recovered = rows.filter((r) => r.previous_status === 'sending');
       if (recovered.length) {
         this.stats.recovered += recovered.length;
-        this.#log('warn', 'took over deliveries whose lease ran out', { worker: this.id, count: recovered.length, from: [...new Set(recovered.map((r) => r.previous_worker))] });
+        this.#log('warn', 'took over deliveries whose lease ran out', {
+          worker: this.id,
+          count: recovered.length,
+          from: [...new Set(recovered.map((r) => r.previous_worker))],
+          messages: [...new Set(recovered.map((r) => r.message_id))],
+        });
       }
       const batch = await this.#prepare(rows);
       await mapLimit(rows, this.#inFlight[lane] * 2, async (row) => {
         const outcome = await this.#deliver(row, batch, lane).catch((e) => this.#unexpected(row, e));
         this.stats[outcome.status === 'sent' ? 'sent' : outcome.status]++;
+        recordOutcome(outcome.status);
+        if (outcome.status !== 'sent') {
+          this.#log('info', 'delivery not sent', { worker: this.id, lane, message: row.message_id, delivery: row.id, status: outcome.status, error: outcome.last_error ?? null, smtp_response: outcome.smtp_response ?? null });
+        }
         this.#recorder.push(outcome);
       });
       await this.#recorder.drain();
@@ -280,7 +293,7 @@ export class Worker {
   /** A bug or an outage of ours, not the recipient's: retried on the normal schedule, so the deadline still ends it. */
   #unexpected(row: store.ClaimedDelivery, e: unknown): store.Outcome {
     const error = `internal error: ${(e as Error)?.message ?? String(e)}`.slice(0, 500);
-    this.#log('error', 'delivery failed unexpectedly', { worker: this.id, delivery: row.id, error: String((e as Error)?.stack ?? e) });
+    this.#log('error', 'delivery failed unexpectedly', { worker: this.id, message: row.message_id, delivery: row.id, error: String((e as Error)?.stack ?? e) });
     const next = afterTemporaryFailure(row.attempts, 'temporary', this.#ctx.now(), row.expires_at, this.#random());
     if (next.status === 'failed') return { id: row.id, status: 'failed', last_error: `${error}; ${next.why}`, event: 'failed', detail: { error, attempt: row.attempts } };
     return { id: row.id, status: 'deferred', due_at: next.dueAt, last_error: error, event: 'deferred', detail: { reason: 'internal', error, attempt: row.attempts, retry_at: next.dueAt.toISOString() } };
@@ -350,7 +363,8 @@ export class Worker {
         compiled,
         { contact: { ...contactData(contact), email: row.email }, event, vars: (m.variables as Record<string, unknown>) ?? {}, unsubscribe: unsubscribe.url },
         'send',
-        { tracking: trackingFor(ctx.config.publicUrl, this.#secret, row.id) },
+        // A message holding secrets (an account link) is not tracked: its links would be copied into click events.
+        m.sensitive ? {} : { tracking: trackingFor(ctx.config.publicUrl, this.#secret, row.id) },
       );
     } catch (e) {
       if (e instanceof TemplateError) return failed(e.message);
