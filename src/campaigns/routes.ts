@@ -4,6 +4,7 @@ import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import type { CampaignTarget } from '../platform/schema.ts';
 import * as svc from './service.ts';
+import { csvStream } from '../audience/csv-export.ts';
 import { EVENT_MAIL_KINDS } from './event-mail-rules.ts';
 
 const Id = Type.String({ format: 'uuid' });
@@ -24,6 +25,12 @@ const CampaignBody = Type.Object(
     recurring: Type.Optional(Type.Boolean({ description: 'run every every_minutes (30 by default), to the contacts who newly match' })),
     every_minutes: Type.Optional(Type.Union([Type.Integer({ minimum: 5, maximum: 10080 }), Type.Null()])),
     start: Type.Optional(Type.Boolean({ description: 'start at once (now, or at send_at); otherwise a draft' })),
+    repermission: Type.Optional(
+      Type.Object(
+        { deadline: Type.String({ format: 'date-time', description: 'answers after it still count, shown as late' }) },
+        { additionalProperties: false, description: 'a re-permission campaign: the template gets {{ yes_url }}, {{ no_url }} and {{ deadline }}; it goes to contacts without proven consent too, never to those who refused' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -42,6 +49,24 @@ export function campaignRoutes(app: App, ctx: AppContext) {
   }));
   app.post('/v1/audiences/:audienceId/campaigns/dry-run', { schema: { ...t('Policy counts of a prospective campaign: allowed, and blocked per rule; nothing is sent'), params: AudienceParams, body: DryRunBody } }, async (req) =>
     svc.dryRun(ctx, requireRole(req), req.params.audienceId, { template_id: req.body.template_id, target: req.body.target as CampaignTarget }),
+  );
+  app.get(
+    '/v1/campaigns/:id/repermission',
+    { schema: { ...t('Results of a re-permission campaign: YES (the new consenting list, late ones marked), NO, unanswered', 'format=csv exports the YES list.'), params: CampaignParams, querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])) }) } },
+    async (req, reply) => {
+      const r = await svc.repermissionResults(ctx, requireRole(req), req.params.id);
+      if (req.query.format !== 'csv') return r;
+      const rows = (async function* () {
+        for (const c of r.consenting) yield { ...c, answered_at: c.answered_at.toISOString(), late: c.late ? 'yes' : 'no' };
+      })();
+      const columns = [
+        { key: 'email', label: 'email' },
+        { key: 'contact_id', label: 'contact_id' },
+        { key: 'answered_at', label: 'answered_at' },
+        { key: 'late', label: 'late' },
+      ];
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="repermission-${r.campaign_id}.csv"`).send(csvStream(columns, rows));
+    },
   );
   app.get('/v1/campaigns/:id', { schema: { ...t('A campaign and its progress: queued, sent, blocked by rule'), params: CampaignParams } }, async (req) => svc.getCampaign(ctx, requireRole(req), req.params.id));
   app.post('/v1/campaigns/:id/dry-run', { schema: { ...t('Policy counts of this campaign now'), params: CampaignParams } }, async (req) => svc.dryRunCampaign(ctx, requireRole(req), req.params.id));

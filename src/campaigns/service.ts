@@ -7,6 +7,7 @@
 import type { AppContext } from '../platform/context.ts';
 import type { CampaignStatus, CampaignTarget, EventMailKind } from '../platform/schema.ts';
 import { explain } from '../consent/rules.ts';
+import { answersOfCampaign } from '../consent/service.ts';
 import { eventMailProblem, eventMailSendAt } from './event-mail-rules.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import type { Principal } from '../organisations/service.ts';
@@ -27,6 +28,8 @@ export interface CampaignInput {
   recurring?: boolean;
   /** start at once (now or at send_at) instead of saving a draft */
   start?: boolean;
+  /** a re-permission campaign: asks for consent again, answers counted until (and after) the deadline */
+  repermission?: { deadline: string };
 }
 
 const PAGE = 2000;
@@ -70,6 +73,14 @@ export async function createCampaign(ctx: AppContext, p: Principal, audienceId: 
   const sendAt = input.send_at ? new Date(input.send_at) : null;
   if (sendAt && Number.isNaN(sendAt.getTime())) throw badRequest('invalid_send_at', 'send_at is not a date-time');
   const every = input.every_minutes ?? (input.recurring ? DEFAULT_EVERY_MINUTES : null);
+  let deadline: Date | null = null;
+  if (input.repermission) {
+    deadline = new Date(input.repermission.deadline);
+    if (Number.isNaN(deadline.getTime())) throw badRequest('invalid_deadline', 'repermission.deadline is not a date-time');
+    if (deadline.getTime() <= (sendAt ?? ctx.now()).getTime()) throw badRequest('invalid_deadline', 'the deadline must be after the send time: people need time to answer');
+    if (t.category !== 'marketing') throw badRequest('repermission_template', 're-permission asks for marketing consent: use a marketing template (POST .../templates/from-builtin with re_permission gives a ready one)');
+    if (input.every_minutes || input.recurring) throw badRequest('repermission_recurring', 'a re-permission campaign is sent once');
+  }
   if (t.category === 'transactional') {
     throw badRequest('transactional_campaign', 'transactional mail goes to the person whose action caused it, one at a time: send it with POST /v1/messages, not as a campaign');
   }
@@ -80,6 +91,7 @@ export async function createCampaign(ctx: AppContext, p: Principal, audienceId: 
     audience_id: audienceId,
     name: input.name,
     ...(extra ?? {}),
+    ...(deadline ? { kind: 'repermission' as const, deadline } : {}),
     template_id: t.id,
     target: JSON.stringify(input.target),
     status: input.start ? 'scheduled' : 'draft',
@@ -112,6 +124,7 @@ async function present(ctx: AppContext, c: store.CampaignRow) {
     template_id: c.template_id,
     target: c.target,
     kind: c.kind,
+    deadline: c.deadline,
     event_id: c.event_id,
     event_mail: c.event_mail,
     status: c.status,
@@ -150,7 +163,7 @@ export async function act(ctx: AppContext, p: Principal, id: string, action: Cam
 }
 
 /** The policy counts of a campaign (or a prospective one) over its whole target, nothing written. */
-export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, input: { template_id: string; target: CampaignTarget }) {
+export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, input: { template_id: string; target: CampaignTarget; repermission?: boolean }) {
   await audienceFor(ctx, p, audienceId);
   checkTarget(input.target);
   const target = await resolveTarget(ctx, audienceId, input.target, ctx.now());
@@ -163,12 +176,12 @@ export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, 
       after = ids[ids.length - 1]!;
     }
   }
-  return sending.dryRunPages(ctx, p, audienceId, input.template_id, 'campaign', pages());
+  return sending.dryRunPages(ctx, p, audienceId, input.template_id, 'campaign', pages(), { repermission: input.repermission });
 }
 
 export async function dryRunCampaign(ctx: AppContext, p: Principal, id: string) {
   const c = await campaignFor(ctx, p, id);
-  return dryRun(ctx, p, c.audience_id, { template_id: c.template_id, target: c.target as CampaignTarget });
+  return dryRun(ctx, p, c.audience_id, { template_id: c.template_id, target: c.target as CampaignTarget, repermission: c.kind === 'repermission' });
 }
 
 // ---- runs (the scheduler) ----
@@ -193,12 +206,12 @@ export async function runDue(ctx: AppContext, holder: string, leaseMs = 60_000):
     let after: string | null = c.resolved_after;
     // A scheduled campaign starts a new run; a resolving one was interrupted and carries on.
     if (c.previous_status === 'scheduled' || !c.message_id) {
-      msg = await sending.createBulkMessage(ctx, p, { templateId: c.template_id, campaignId: c.id });
+      msg = await sending.createBulkMessage(ctx, p, { templateId: c.template_id, campaignId: c.id, repermission: c.kind === 'repermission' });
       after = null;
       const started = await store.advance(ctx.db, c.id, holder, { message_id: msg.id, resolved_after: null, runs: c.runs + 1, started_at: c.started_at ?? now, last_error: null });
       if (!started) return true;
     } else {
-      msg = await sending.bulkMessage(ctx, p, c.message_id);
+      msg = await sending.bulkMessage(ctx, p, c.message_id, { repermission: c.kind === 'repermission' });
     }
     const target = await resolveTarget(ctx, c.audience_id, c.target as CampaignTarget, ctx.now());
     for (;;) {
@@ -285,4 +298,33 @@ export async function scheduleEventMail(ctx: AppContext, p: Principal, eventId: 
 export async function listEventMail(ctx: AppContext, p: Principal, eventId: string) {
   const event = await eventFor(ctx, p, eventId);
   return Promise.all((await store.listEventCampaigns(ctx.db, event.id)).map((c) => present(ctx, c)));
+}
+
+// ---- re-permission results ----
+
+/**
+ * The outcome of a re-permission campaign, from the ledger: who answered YES (the new consenting
+ * list), who answered after the deadline (counted, shown as late), who said NO, and how many did
+ * not answer (not unsubscribed: they simply have no fresh consent).
+ */
+export async function repermissionResults(ctx: AppContext, p: Principal, id: string) {
+  const c = await campaignFor(ctx, p, id);
+  if (c.kind !== 'repermission' || !c.deadline) throw badRequest('not_repermission', 'this campaign is not a re-permission campaign');
+  const deadline = c.deadline;
+  const [answers, counts] = await Promise.all([answersOfCampaign(ctx, c.id), sending.campaignCounts(ctx, c.id)]);
+  const yes = answers.filter((a) => a.answer === 'yes');
+  const no = answers.filter((a) => a.answer === 'no');
+  const reached = (counts.counts.sent ?? 0) + (counts.counts.bounced ?? 0);
+  return {
+    campaign_id: c.id,
+    deadline,
+    closed: ctx.now() > deadline,
+    sent: counts.counts.sent ?? 0,
+    yes: yes.length,
+    yes_on_time: yes.filter((a) => a.at <= deadline).length,
+    yes_late: yes.filter((a) => a.at > deadline).length,
+    no: no.length,
+    unanswered: Math.max(0, reached - yes.length - no.length),
+    consenting: yes.map((a) => ({ contact_id: a.contact_id, email: a.email, answered_at: a.at, late: a.at > deadline })),
+  };
 }

@@ -95,3 +95,15 @@ export async function countExclusions(db: Q, orgId: string): Promise<number> {
 export function findRecord(db: Q, id: string) {
   return db.selectFrom('consent_records').selectAll().where('id', '=', id).executeTakeFirst();
 }
+
+export function answersOfCampaign(db: Q, campaignId: string) {
+  return db
+    .selectFrom('consent_records')
+    .distinctOn('email_hash')
+    .select(['contact_id', 'email', 'action', 'at'])
+    .where('campaign_id', '=', campaignId)
+    .where('action', 'in', ['repermission_yes', 'repermission_no'])
+    .orderBy('email_hash')
+    .orderBy('seq', 'desc')
+    .execute();
+}

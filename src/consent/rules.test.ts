@@ -624,3 +624,19 @@ describe('localTimeAfter', () => {
     expect(localTimeAfter(new Date('2026-12-02T04:30:00Z'), 1, 10, 0, 'America/New_York').toISOString()).toBe('2026-12-02T15:00:00.000Z');
   });
 });
+
+describe('re-permission requests', () => {
+  it('go to contacts without proven consent, never to those who refused, complained, bounced or are excluded', async () => {
+    const { decide, DEFAULT_POLICY_SETTINGS } = await import('./rules.ts');
+    const now = new Date('2026-12-01T12:00:00Z');
+    const msg = { category: 'marketing' as const, audienceId: 'a', origin: 'campaign' as const, invitation: false, settings: DEFAULT_POLICY_SETTINGS, repermission: true };
+    const base = { contactId: 'c', audienceId: 'a', email: 'x@example.com', hardBouncedAt: null, complainedAt: null, eventIds: [], communityIds: [], marketing: { status: 'none' as const }, excluded: false };
+    expect(decide(msg, base, now)).toEqual({ allow: true });
+    expect(decide({ ...msg, repermission: false }, base, now)).toMatchObject({ allow: false, rule: 'no_marketing_consent' });
+    expect(decide(msg, { ...base, marketing: { status: 'withdrawn', at: now } }, now)).toMatchObject({ rule: 'unsubscribed' });
+    expect(decide(msg, { ...base, excluded: true }, now)).toMatchObject({ rule: 'excluded' });
+    expect(decide(msg, { ...base, complainedAt: now }, now)).toMatchObject({ rule: 'complained' });
+    expect(decide(msg, { ...base, hardBouncedAt: now }, now)).toMatchObject({ rule: 'hard_bounced' });
+    expect(decide(msg, { ...base, audienceId: 'b' }, now)).toMatchObject({ allow: false, rule: 'other_audience' });
+  });
+});

@@ -124,7 +124,15 @@ export type ParticipationMessage = MessageCommon & {
   about: { kind: 'event'; event: PolicyEvent } | { kind: 'community'; communityId: string };
 };
 
-export type MarketingMessage = MessageCommon & { category: 'marketing' };
+export type MarketingMessage = MessageCommon & {
+  category: 'marketing';
+  /**
+   * A re-permission request (reference: mailjet-gdpr-repermission): it asks for consent, so it goes
+   * to contacts whose consent is unproven, but never to those who refused (unsubscribed, excluded,
+   * complained). It can only grant consent by the person's click, never by silence.
+   */
+  repermission?: boolean;
+};
 
 export type PolicyMessage = TransactionalMessage | ParticipationMessage | MarketingMessage;
 
@@ -226,6 +234,7 @@ export function decide(message: PolicyMessage, recipient: PolicyRecipient, now: 
       const consent = recipient.marketing;
       if (consent.status === 'withdrawn') return block('unsubscribed', `withdrew marketing consent on ${consent.at.toISOString()}`);
       if (recipient.excluded) return block('excluded', 'on the organisation exclusion list');
+      if (message.repermission) return ALLOW;
       if (consent.status === 'none') return block('no_marketing_consent', `no recorded marketing opt-in for audience ${message.audienceId}`);
       // An opt-in dated after `now` is not yet an opt-in: clock skew or a bad import must not send.
       if (consent.since.getTime() > nowMs) {

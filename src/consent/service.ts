@@ -160,3 +160,9 @@ export async function listExclusions(ctx: AppContext, p: Principal, page: { limi
   const [items, total] = await Promise.all([store.listExclusions(ctx.db, p.orgId, page), store.countExclusions(ctx.db, p.orgId)]);
   return { items, total };
 }
+
+/** Each person's last answer to a re-permission campaign (a NO after a YES is a NO). */
+export async function answersOfCampaign(ctx: AppContext, campaignId: string) {
+  const rows = await store.answersOfCampaign(ctx.db, campaignId);
+  return rows.map((r) => ({ contact_id: r.contact_id, email: r.email, answer: r.action === 'repermission_yes' ? ('yes' as const) : ('no' as const), at: r.at }));
+}

@@ -88,6 +88,21 @@ export function templateRoutes(app: App, ctx: AppContext) {
     },
   );
 
+  app.post(
+    `${base}/from-builtin`,
+    {
+      schema: {
+        ...t('Copy a built-in template (re_permission, double_opt_in, ...) into the audience, to use as is or edit'),
+        params: AudienceParams,
+        body: Type.Object(
+          { builtin: Type.Union(BUILTIN_KINDS.map((k) => Type.Literal(k))), language: Type.Union([Type.Literal('fr'), Type.Literal('en')]), name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => reply.status(201).send(await svc.createFromBuiltin(ctx, requireRole(req, 'editor'), req.params.audienceId, req.body)),
+  );
+
   app.get(`${base}/:id`, { schema: { ...t('One template (its current version)'), params: TemplateParams } }, async (req) =>
     svc.getTemplate(ctx, requireRole(req), req.params.audienceId, req.params.id),
   );

@@ -226,6 +226,20 @@ export async function createTemplate(ctx: AppContext, p: Principal, audienceId: 
   return toApi((await store.findTemplate(ctx.db, p.orgId, id))!);
 }
 
+/** A copy of one of envoi's built-in templates as an ordinary template of the audience, to use as is or edit. */
+export async function createFromBuiltin(ctx: AppContext, p: Principal, audienceId: string, input: { builtin: BuiltinKind; language: string; name?: string }) {
+  const b = builtinTemplate(input.builtin, input.language);
+  return createTemplate(ctx, p, audienceId, {
+    name: input.name ?? `${input.builtin.replace(/_/g, ' ')} (${b.language})`,
+    category: b.category,
+    language: b.language,
+    subject: b.subject,
+    preheader: b.preheader,
+    format: 'mjml',
+    body: b.body,
+  });
+}
+
 export async function updateTemplate(ctx: AppContext, p: Principal, audienceId: string, templateId: string, patch: TemplatePatch) {
   const current = await templateFor(ctx, p, templateId, audienceId);
   if (patch.version !== undefined && patch.version !== current.version) {

@@ -49,3 +49,26 @@ export function trackingFor(publicUrl: string, secret: string, deliveryId: strin
     skip: (url: string) => url.length > MAX_TRACKED_URL || url.startsWith(`${base}/`),
   };
 }
+
+export type Answer = 'yes' | 'no';
+
+/** The YES / NO answer link of a re-permission request: signed, one per delivery and answer. */
+export function answerToken(secret: string, deliveryId: string, answer: Answer): string {
+  return `${deliveryId}.${answer}.${mac(secret, `answer:${deliveryId}:${answer}`)}`;
+}
+
+export function verifyAnswerToken(secret: string, token: string): { deliveryId: string; answer: Answer } | null {
+  const [id, answer, m, ...rest] = token.split('.');
+  if (rest.length || !id || !m || !UUID.test(id) || (answer !== 'yes' && answer !== 'no')) return null;
+  return safeEqual(m, mac(secret, `answer:${id}:${answer}`)) ? { deliveryId: id.toLowerCase(), answer } : null;
+}
+
+/** The variables of the built-in re-permission template for one delivery. */
+export function repermissionLinks(publicUrl: string, secret: string, deliveryId: string, deadline: Date) {
+  const base = publicUrl.replace(/\/+$/, '');
+  return {
+    yes_url: `${base}/r/${answerToken(secret, deliveryId, 'yes')}`,
+    no_url: `${base}/r/${answerToken(secret, deliveryId, 'no')}`,
+    deadline: deadline.toISOString(),
+  };
+}

@@ -291,7 +291,8 @@ export interface CampaignsTable {
   org_id: string;
   audience_id: string;
   name: string;
-  kind: Generated<'marketing' | 'event'>;
+  kind: Generated<'marketing' | 'event' | 'repermission'>;
+  deadline: NullableTimestamp;
   event_mail: EventMailKind | null;
   event_id: string | null;
   template_id: string;

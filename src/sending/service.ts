@@ -84,6 +84,8 @@ export interface MessageScope {
   origin: Origin;
   event: { id: string; ends_at: Date; time_zone: string } | null;
   communityId: string | null;
+  /** a re-permission campaign's request for consent (see MarketingMessage) */
+  repermission?: boolean;
 }
 
 /** The organisation's policy settings; a bad stored value stops sending rather than being guessed. */
@@ -108,7 +110,7 @@ export function policyMessage(scope: MessageScope, recipientContactId: string): 
       if (scope.communityId) return { ...common, category: 'participation', about: { kind: 'community', communityId: scope.communityId } };
       throw new PolicyInputError('a participation message must be about an event or a community');
     case 'marketing':
-      return { ...common, category: 'marketing' };
+      return { ...common, category: 'marketing', repermission: scope.repermission === true };
   }
 }
 
@@ -467,10 +469,11 @@ export type BatchResult = { recipients: number; queued: number; allowed: number;
 export async function createBulkMessage(
   ctx: AppContext,
   p: Principal,
-  input: { templateId: string; campaignId?: string | null; variables?: Record<string, unknown>; sendAt?: Date | null },
+  input: { templateId: string; campaignId?: string | null; variables?: Record<string, unknown>; sendAt?: Date | null; repermission?: boolean },
 ): Promise<BulkMessage> {
   const t = await templateFor(ctx, p, input.templateId);
-  const scope = await scopeOfTemplate(ctx, p, t, 'campaign');
+  const org = await orgInfo(ctx, p.orgId);
+  const scope = { ...(await scopeOfTemplate(ctx, p, t, 'campaign', org)), repermission: input.repermission === true };
   try {
     policySettings(scope.orgSettings);
   } catch (e) {
@@ -488,7 +491,8 @@ export async function createBulkMessage(
     event_id: t.event_id,
     community_id: t.community_id,
     campaign_id: input.campaignId ?? null,
-    variables: JSON.stringify(input.variables ?? {}),
+    // The organisation's name is there for every template, as for triggered mail (the built-ins sign with it).
+    variables: JSON.stringify({ organisation_name: org.name, ...input.variables }),
     created_by: `${p.kind}:${p.id}`,
     created_at: now,
     send_at: input.sendAt ?? null,
@@ -497,12 +501,12 @@ export async function createBulkMessage(
 }
 
 /** The message of a bulk send, again (a run resumed after a crash, by another process). */
-export async function bulkMessage(ctx: AppContext, p: Principal, messageId: string): Promise<BulkMessage> {
+export async function bulkMessage(ctx: AppContext, p: Principal, messageId: string, opts: { repermission?: boolean } = {}): Promise<BulkMessage> {
   const m = await store.findMessage(ctx.db, p.orgId, messageId);
   if (!m || !m.template_id) throw notFound('message');
   const t = await templateFor(ctx, p, m.template_id).catch(() => null);
   if (!t) throw notFound('template');
-  const scope = await scopeOfTemplate(ctx, p, t, 'campaign');
+  const scope = { ...(await scopeOfTemplate(ctx, p, t, 'campaign')), repermission: opts.repermission === true };
   const dueAt = m.send_at && m.send_at > m.created_at ? m.send_at : m.created_at;
   return { id: m.id, orgId: p.orgId, audienceId: m.audience_id, scope, lane: laneFor(m.category), priority: priorityFor(m.category), dueAt, expiresAt: deliveryDeadline(m.category, dueAt) };
 }
@@ -619,10 +623,18 @@ export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, 
 }
 
 /** The policy counts of a prospective send to the contacts of `pages`, a page at a time; nothing is written. */
-export async function dryRunPages(ctx: AppContext, p: Principal, audienceId: string, templateId: string, origin: 'campaign' | 'triggered', pages: AsyncIterable<string[]>) {
+export async function dryRunPages(
+  ctx: AppContext,
+  p: Principal,
+  audienceId: string,
+  templateId: string,
+  origin: 'campaign' | 'triggered',
+  pages: AsyncIterable<string[]>,
+  opts: { repermission?: boolean } = {},
+) {
   await audienceFor(ctx, p, audienceId);
   const t = await templateFor(ctx, p, templateId, audienceId);
-  const scope = await scopeOfTemplate(ctx, p, t, origin);
+  const scope = { ...(await scopeOfTemplate(ctx, p, t, origin)), repermission: opts.repermission === true };
   const now = ctx.now();
   const total: BatchResult = { recipients: 0, queued: 0, allowed: 0, blocked: {} };
   let unknown = 0;

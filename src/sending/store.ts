@@ -292,7 +292,11 @@ export async function messagesForSending(db: Q, ids: readonly string[]) {
     .innerJoin('organisations as o', 'o.id', 'm.org_id')
     .leftJoin('template_versions as v', (j) => j.onRef('v.template_id', '=', 'm.template_id').onRef('v.version', '=', 'm.template_version'))
     .leftJoin('events as e', 'e.id', 'm.event_id')
+    .leftJoin('campaigns as c', 'c.id', 'm.campaign_id')
     .select([
+      'm.campaign_id',
+      'c.kind as c_kind',
+      'c.deadline as c_deadline',
       'm.id',
       'm.org_id',
       'm.audience_id',
@@ -338,7 +342,8 @@ export function deliveryForTracking(db: Q, id: string) {
     .innerJoin('messages as m', 'm.id', 'd.message_id')
     .innerJoin('organisations as o', 'o.id', 'd.org_id')
     .innerJoin('audiences as a', 'a.id', 'm.audience_id')
-    .select(['d.id', 'd.org_id', 'd.message_id', 'd.contact_id', 'd.email', 'd.status', 'm.category', 'm.audience_id', 'o.name as org_name', 'a.name as audience_name'])
+    .leftJoin('campaigns as c', 'c.id', 'm.campaign_id')
+    .select(['d.id', 'd.org_id', 'd.message_id', 'd.contact_id', 'd.email', 'd.status', 'm.category', 'm.audience_id', 'm.campaign_id', 'c.kind as campaign_kind', 'c.deadline', 'o.name as org_name', 'a.name as audience_name'])
     .where('d.id', '=', id)
     .executeTakeFirst();
 }

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './tracking-service.ts';
-import { confirmPage, donePage, invalidPage, pageLanguage } from './unsubscribe-page.ts';
+import { answerDonePage, answerInvalidPage, answerPage, answerWording, confirmPage, donePage, invalidPage, pageLanguage } from './unsubscribe-page.ts';
 
 // The smallest transparent GIF.
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
@@ -46,6 +46,21 @@ export async function trackingRoutes(app: App, ctx: AppContext) {
       const t = await svc.unsubscribeTarget(ctx, req.params.token);
       if (!t) return html(reply, 404, invalidPage(lang));
       return html(reply, 200, confirmPage(lang, t, `${ctx.config.publicUrl.replace(/\/+$/, '')}/u/${encodeURIComponent(req.params.token)}`));
+    });
+
+    scope.get('/r/:token', { schema: { hide: true, params: Token, querystring: Lang } }, async (req, reply) => {
+      const lang = pageLanguage(req.query.lang, req.headers['accept-language']);
+      const t = await svc.answerTarget(ctx, req.params.token);
+      if (!t) return html(reply, 404, answerInvalidPage(lang));
+      return html(reply, 200, answerPage(lang, t.answer, t, `${ctx.config.publicUrl.replace(/\/+$/, '')}/r/${encodeURIComponent(req.params.token)}`));
+    });
+
+    scope.post('/r/:token', { schema: { hide: true, params: Token, querystring: Lang } }, async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const lang = pageLanguage(body.lang ?? req.query.lang, req.headers['accept-language']);
+      const r = await svc.recordAnswer(ctx, req.params.token, { wording: (t, answer) => answerWording(lang, answer, t), ...visitor(req) });
+      if (!r) return html(reply, 404, answerInvalidPage(lang));
+      return html(reply, 200, answerDonePage(lang, r.answer));
     });
 
     scope.post('/u/:token', { schema: { hide: true, params: Token, querystring: Lang } }, async (req, reply) => {

@@ -7,7 +7,7 @@
  * whether the delivery exists.
  */
 import type { AppContext } from '../platform/context.ts';
-import { verifyClickToken, verifyOpenToken } from '../mail/tracking-tokens.ts';
+import { verifyAnswerToken, verifyClickToken, verifyOpenToken } from '../mail/tracking-tokens.ts';
 import { verifyUnsubscribeToken } from '../mail/compose.ts';
 import { contactsForSending } from '../audience/service.ts';
 import { appendConsent, excludeAddress, excludedAmong } from '../consent/service.ts';
@@ -134,4 +134,52 @@ export async function unsubscribeDelivery(ctx: AppContext, deliveryId: string, o
     return { withdrew, excluded };
   });
   return { ...result, organisation: d.org_name, audience: d.audience_name };
+}
+
+// ---- re-permission answers ----
+
+async function answerTargetOf(ctx: AppContext, token: string) {
+  const a = verifyAnswerToken(secretOf(ctx), token);
+  if (!a) return null;
+  const t = await targetById(ctx, a.deliveryId);
+  if (!t || t.d.campaign_kind !== 'repermission' || !t.contact) return null;
+  return { ...t, answer: a.answer, contact: t.contact };
+}
+
+/** What the YES / NO page shows, or null when the link is not genuine. */
+export async function answerTarget(ctx: AppContext, token: string) {
+  const t = await answerTargetOf(ctx, token);
+  return t ? { answer: t.answer, organisation: t.d.org_name, audience: t.d.audience_name, maskedEmail: maskEmail(t.d.email) } : null;
+}
+
+/**
+ * Records the person's answer, with the sentence they confirmed as its wording: YES is a fresh
+ * consent (the new consenting list), NO a withdrawal. An answer after the deadline still counts; the
+ * results show it as late. Null when the link is not genuine.
+ */
+export async function recordAnswer(ctx: AppContext, token: string, opts: { wording: (t: { organisation: string; audience: string }, answer: 'yes' | 'no') => string } & Visitor) {
+  const t = await answerTargetOf(ctx, token);
+  if (!t) return null;
+  const now = ctx.now();
+  await appendConsent(
+    ctx.db,
+    { id: t.contact.id, org_id: t.d.org_id, audience_id: t.contact.audience_id, email_lower: t.contact.email_lower },
+    {
+      action: t.answer === 'yes' ? 'repermission_yes' : 'repermission_no',
+      method: 'repermission_click',
+      wording: opts.wording({ organisation: t.d.org_name, audience: t.d.audience_name }, t.answer),
+      wording_version: 'envoi-repermission-1',
+      ip: opts.ip,
+      user_agent: opts.userAgent,
+      message_id: t.d.message_id,
+      delivery_id: t.d.id,
+      campaign_id: t.d.campaign_id,
+      actor: 'contact',
+    },
+    now,
+  );
+  // The answers are the campaign's two links: reports list who clicked which, as for any link.
+  await event(ctx, t.d, 'clicked', { url: `repermission:${t.answer}`, index: -1 });
+  if (t.answer === 'no') await event(ctx, t.d, 'unsubscribed', { method: 'repermission_no', scope: 'audience' });
+  return { answer: t.answer, late: t.d.deadline ? now > t.d.deadline : false };
 }

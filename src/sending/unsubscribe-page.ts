@@ -59,3 +59,54 @@ export function invalidPage(lang: PageLanguage, of: 'unsubscribe' | 'link' = 'un
   const x = TEXT[lang];
   return of === 'link' ? publicPage(lang, x.linkTitle, `<p>${x.invalidLink}</p>`) : layout(lang, `<p>${x.invalid}</p>`);
 }
+
+const ANSWER = {
+  fr: {
+    title: 'Vos emails',
+    yesQuestion: (aud: string, org: string) => `Oui, je souhaite continuer à recevoir les emails d'information de « ${aud} » (${org}).`,
+    noQuestion: (aud: string, org: string) => `Non, je ne souhaite plus recevoir les emails d'information de « ${aud} » (${org}).`,
+    yesButton: 'Oui, je confirme',
+    noButton: 'Non merci, je me désabonne',
+    yesDone: 'Merci pour votre confirmation : vous continuerez à recevoir nos emails.',
+    noDone: "C'est noté : vous ne recevrez plus nos emails d'information.",
+    invalid: "Ce lien n'est pas valide. Utilisez le lien reçu dans l'email, en entier.",
+  },
+  en: {
+    title: 'Your emails',
+    yesQuestion: (aud: string, org: string) => `Yes, I want to keep receiving the newsletter emails of "${aud}" (${org}).`,
+    noQuestion: (aud: string, org: string) => `No, I no longer want the newsletter emails of "${aud}" (${org}).`,
+    yesButton: 'Yes, I confirm',
+    noButton: 'No thanks, unsubscribe me',
+    yesDone: 'Thank you for confirming: you will keep receiving our emails.',
+    noDone: 'Noted: you will no longer receive our newsletter emails.',
+    invalid: 'This link is not valid. Use the whole link from the email.',
+  },
+} as const;
+
+/** The sentence a YES confirms: recorded in the ledger as the wording of the consent. */
+export function answerWording(lang: PageLanguage, answer: 'yes' | 'no', t: { organisation: string; audience: string }): string {
+  return answer === 'yes' ? ANSWER[lang].yesQuestion(t.audience, t.organisation) : ANSWER[lang].noQuestion(t.audience, t.organisation);
+}
+
+/**
+ * The page a YES or NO link opens: the answer is recorded by its button (a POST), not by the GET,
+ * so that a mail scanner opening links cannot answer for the person.
+ */
+export function answerPage(lang: PageLanguage, answer: 'yes' | 'no', t: { organisation: string; audience: string; maskedEmail: string }, action: string): string {
+  const x = ANSWER[lang];
+  const sentence = escapeHtml(answerWording(lang, answer, t));
+  return publicPage(
+    lang,
+    x.title,
+    `<p>${sentence}</p><p class="note">${escapeHtml(t.maskedEmail)}</p><form method="post" action="${escapeHtml(action)}"><input type="hidden" name="lang" value="${lang}"><button type="submit">${answer === 'yes' ? x.yesButton : x.noButton}</button></form>`,
+  );
+}
+
+export function answerDonePage(lang: PageLanguage, answer: 'yes' | 'no'): string {
+  const x = ANSWER[lang];
+  return publicPage(lang, x.title, `<p role="status">${answer === 'yes' ? x.yesDone : x.noDone}</p>`);
+}
+
+export function answerInvalidPage(lang: PageLanguage): string {
+  return publicPage(lang, ANSWER[lang].title, `<p>${ANSWER[lang].invalid}</p>`);
+}

@@ -24,7 +24,7 @@ import type { VersionContent } from '../mail/template-store.ts';
 import { composeMessage, ComposeError, unsubscribeTargets } from '../mail/compose.ts';
 import { createMailTransport, type MailTransport } from '../mail/transport.ts';
 import { afterTemporaryFailure, classifyFailure, type SmtpFailure } from './rules.ts';
-import { trackingFor } from '../mail/tracking-tokens.ts';
+import { repermissionLinks, trackingFor } from '../mail/tracking-tokens.ts';
 import { addressFacts, compiledInline, emailKey, onQueued, policyMessage, policyRecipient, type InlineContent, type MessageScope, type SendingContact } from './service.ts';
 import * as store from './store.ts';
 import { DomainLimiter, domainOf } from './domain-limiter.ts';
@@ -337,6 +337,7 @@ export class Worker {
       origin: m.origin,
       event: m.event_id && m.e_ends_at ? { id: m.event_id, ends_at: m.e_ends_at, time_zone: m.e_time_zone! } : null,
       communityId: m.community_id,
+      repermission: m.c_kind === 'repermission',
     };
     let decision: Decision;
     try {
@@ -361,7 +362,12 @@ export class Worker {
       const event = m.e_name ? { name: m.e_name, starts_at: m.e_starts_at, ends_at: m.e_ends_at, time_zone: m.e_time_zone } : null;
       rendered = render(
         compiled,
-        { contact: { ...contactData(contact), email: row.email }, event, vars: (m.variables as Record<string, unknown>) ?? {}, unsubscribe: unsubscribe.url },
+        {
+          contact: { ...contactData(contact), email: row.email },
+          event,
+          vars: m.c_kind === 'repermission' ? { ...(m.variables as Record<string, unknown>), ...repermissionLinks(ctx.config.publicUrl, this.#secret, row.id, m.c_deadline!) } : ((m.variables as Record<string, unknown>) ?? {}),
+          unsubscribe: unsubscribe.url,
+        },
         'send',
         // A message holding secrets (an account link) is not tracked: its links would be copied into click events.
         m.sensitive ? {} : { tracking: trackingFor(ctx.config.publicUrl, this.#secret, row.id) },
