@@ -510,3 +510,9 @@ export async function contactsForSending(db: Kysely<DB>, orgId: string, contactI
     .execute();
   return rows;
 }
+
+/** The contacts of one address across the audiences the principal sees: a data subject's records. */
+export async function contactsByEmail(ctx: AppContext, p: Principal, emailLower: string) {
+  const rows = await ctx.db.selectFrom('contacts').select(['id', 'audience_id']).where('org_id', '=', p.orgId).where('email_lower', '=', emailLower).orderBy('created_at').execute();
+  return rows.filter((r) => canSeeAudience(p, r.audience_id));
+}

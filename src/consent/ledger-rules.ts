@@ -20,6 +20,7 @@ export const CONSENT_METHODS = [
   'unsubscribe_page',
   'one_click',
   'mailto',
+  'erasure',
 ] as const;
 export type ConsentMethod = (typeof CONSENT_METHODS)[number];
 

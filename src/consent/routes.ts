@@ -4,6 +4,7 @@ import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { CONSENT_METHODS } from './ledger-rules.ts';
 import * as svc from './service.ts';
+import * as subjects from './subject-service.ts';
 
 const Id = Type.String({ format: 'uuid' });
 const ContactParams = Type.Object({ audienceId: Id, contactId: Id });
@@ -42,6 +43,14 @@ export function consentRoutes(app: App, ctx: AppContext) {
   );
   app.get('/v1/audiences/:audienceId/consent-ledger/verify', { schema: { ...t('Recompute the hash chain of the audience ledger', 'ok: false names the first record that was altered, removed or reordered.'), params: Type.Object({ audienceId: Id }) } }, async (req) =>
     svc.verifyLedger(ctx, requireRole(req), req.params.audienceId),
+  );
+
+  const Subject = Type.Object({ email: Type.String({ minLength: 3, maxLength: 320 }) }, { additionalProperties: false });
+  app.post('/v1/data-subjects/export', { schema: { ...t('Everything held about one person, as JSON (GDPR access / portability)', 'Contacts in every audience you see, participations, memberships, account state, consent records, messages and their events.'), body: Subject } }, async (req) =>
+    subjects.exportSubject(ctx, requireRole(req, 'editor'), req.body.email),
+  );
+  app.post('/v1/data-subjects/erase', { schema: { ...t('Erase one person everywhere (GDPR erasure)', 'Records the withdrawal in each ledger (kept as a hashed address), anonymises the message log, deletes the contacts with their participations, memberships and account.'), body: Subject } }, async (req) =>
+    subjects.eraseSubject(ctx, requireRole(req, 'owner'), req.body.email),
   );
 
   app.get(

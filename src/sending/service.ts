@@ -717,3 +717,19 @@ export async function getOutboxMessage(ctx: AppContext, p: Principal, id: string
   if (!m) throw notFound('outbox message');
   return m;
 }
+
+// ---- data subjects ----
+
+/** Every message a person was a recipient of, with its events: for a data-subject export. */
+export async function subjectMessages(ctx: AppContext, orgId: string, contactIds: readonly string[], emailLower: string) {
+  const deliveries = await store.deliveriesOfContacts(ctx.db, orgId, contactIds, emailLower);
+  const events = await store.eventsOfDeliveries(ctx.db, deliveries.map((d) => d.id));
+  return deliveries.map((d) => ({ ...d, events: events.filter((e) => e.delivery_id === d.id).map(({ delivery_id: _d, ...e }) => e) }));
+}
+
+/** Anonymises the message log of an erased person, in the caller's transaction. */
+export async function anonymiseSubject(db: Kysely<DB>, orgId: string, contactIds: readonly string[], emailLower: string) {
+  const deliveries = await store.deliveriesOfContacts(db, orgId, contactIds, emailLower);
+  await store.anonymiseDeliveries(db, orgId, deliveries.map((d) => d.id), emailLower);
+  return deliveries.length;
+}

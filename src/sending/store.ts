@@ -365,3 +365,40 @@ export function listOutbox(db: Q, orgId: string, limit: number, offset: number) 
 export function findOutbox(db: Q, orgId: string, id: string) {
   return db.selectFrom('outbox').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
 }
+
+// ---- data subjects ----
+
+export function deliveriesOfContacts(db: Q, orgId: string, contactIds: readonly string[], emailLower: string) {
+  return db
+    .selectFrom('deliveries as d')
+    .innerJoin('messages as m', 'm.id', 'd.message_id')
+    .select(['d.id', 'd.message_id', 'd.email', 'd.status', 'd.rule', 'd.sent_at', 'd.created_at', 'm.category', 'm.origin', 'm.template_id', 'm.campaign_id', 'm.audience_id'])
+    .where('d.org_id', '=', orgId)
+    .where((eb) => eb.or([...(contactIds.length ? [eb('d.contact_id', 'in', [...contactIds])] : []), eb(sql`lower(d.email)`, '=', emailLower)]))
+    .orderBy('d.created_at')
+    .execute();
+}
+
+export function eventsOfDeliveries(db: Q, deliveryIds: readonly string[]) {
+  if (deliveryIds.length === 0) return Promise.resolve([]);
+  return db.selectFrom('message_events').select(['delivery_id', 'type', 'at', 'detail']).where('delivery_id', 'in', [...deliveryIds]).orderBy('id').execute();
+}
+
+/** What the message log keeps of an erased person: the fact that mail went, not to whom nor what it said. */
+export async function anonymiseDeliveries(db: Q, orgId: string, deliveryIds: readonly string[], emailLower: string) {
+  if (deliveryIds.length) {
+    const ids = [...deliveryIds];
+    await db.deleteFrom('outbox').where('org_id', '=', orgId).where('delivery_id', 'in', ids).execute();
+    await db.updateTable('message_events').set({ detail: sql`detail - 'user_agent' - 'recipient' - 'smtp_response' - 'diagnostic'` }).where('delivery_id', 'in', ids).execute();
+    // A triggered message is one person's: its variables (an order, a name) go too.
+    await db
+      .updateTable('messages')
+      .set({ variables: '{}', custom_id: null })
+      .where('org_id', '=', orgId)
+      .where('origin', '=', 'triggered')
+      .where('id', 'in', db.selectFrom('deliveries').select('message_id').where('id', 'in', ids))
+      .execute();
+    await db.updateTable('deliveries').set({ email: 'erased@invalid', contact_id: null, smtp_response: null, last_error: null, rule_detail: null }).where('org_id', '=', orgId).where('id', 'in', ids).execute();
+  }
+  await db.deleteFrom('suppressions').where('org_id', '=', orgId).where('email_lower', '=', emailLower).execute();
+}
