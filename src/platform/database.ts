@@ -12,6 +12,12 @@ export interface Database {
   kind: DatabaseKind;
   /** Runs a script of several statements (migrations). */
   exec(script: string): Promise<void>;
+  /**
+   * Calls `onMessage` for each NOTIFY on `channel` from any process (PostgreSQL), reconnecting after
+   * the server goes away; resolves with the function that stops listening. On PGlite the database is
+   * this process's own, whose writers wake their readers directly: nothing to listen to.
+   */
+  listen(channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -57,7 +63,41 @@ export async function openPostgres(url: string, poolSize = 10, onQuery?: QueryLo
         client.release();
       }
     },
+    listen: (channel, onMessage) => listenPostgres(url, channel, onMessage),
     close: () => db.destroy(),
+  };
+}
+
+async function listenPostgres(url: string, channel: string, onMessage: (payload: string) => void): Promise<() => Promise<void>> {
+  let stopped = false;
+  let client: pg.Client | null = null;
+  let retry: NodeJS.Timeout | null = null;
+  const connect = async () => {
+    if (stopped) return;
+    const c = new pg.Client({ connectionString: url });
+    // A lost connection (server restart) is retried; pollers cover the gap.
+    c.on('error', () => {
+      if (client === c) client = null;
+      c.end().catch(() => {});
+      if (!stopped) retry = setTimeout(() => void connect(), 1000).unref();
+    });
+    c.on('notification', (n) => {
+      if (n.channel === channel) onMessage(n.payload ?? '');
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      client = c;
+    } catch {
+      c.end().catch(() => {});
+      if (!stopped) retry = setTimeout(() => void connect(), 1000).unref();
+    }
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    await client?.end().catch(() => {});
   };
 }
 
@@ -83,6 +123,7 @@ export async function openPGlite(dataDir: string): Promise<Database> {
         release();
       }
     },
+    listen: async () => async () => {},
     close: () => db.destroy(),
   };
 }

@@ -7,7 +7,7 @@
  * The 202 of the triggered API is sent only once the message, its delivery row and its first event are
  * committed: from then on the mail survives any process dying.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
 import type { DB, Lane, MessageCategory } from '../platform/schema.ts';
@@ -56,6 +56,12 @@ export function onQueued(db: Kysely<DB>, waker: Waker): () => void {
 
 function notifyQueued(db: Kysely<DB>, lane: Lane) {
   for (const w of wakers.get(db) ?? []) w(lane);
+}
+
+/** The same, for the workers of other processes too (PostgreSQL NOTIFY); a lost notice only costs a poll. */
+function notifyAll(ctx: AppContext, lane: Lane) {
+  notifyQueued(ctx.db, lane);
+  if (ctx.database.kind === 'postgres') store.notifyWorkers(ctx.db, lane).catch(() => {});
 }
 
 // ---- rate limit ----
@@ -362,8 +368,12 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
   const dueAt = sendAt && sendAt > now ? sendAt : now;
   const lane = laneFor(scope.category);
 
-  const created = await ctx.db.transaction().execute(async (trx) => {
-    const messageId = await store.insertMessage(trx, {
+  const messageId = randomUUID();
+  const deliveryId = randomUUID();
+  const written = await store.insertTriggered(
+    ctx.db,
+    {
+      id: messageId,
       org_id: p.orgId,
       audience_id: audienceId,
       origin: 'triggered',
@@ -383,37 +393,22 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
       send_at: sendAt,
       created_by: `${p.kind}:${p.id}`,
       created_at: now,
-    });
-    if (!messageId) return null; // a concurrent request with the same key won
-    const [delivery] = await store.insertDeliveries(trx, [
-      {
-        org_id: p.orgId,
-        message_id: messageId,
-        contact_id: contact.id,
-        email: contact.email,
-        lane,
-        priority: priorityFor(scope.category),
-        status: decision.allow ? 'queued' : 'blocked',
-        rule: decision.allow ? null : decision.rule,
-        rule_detail: decision.allow ? null : decision.detail,
-        due_at: dueAt,
-        expires_at: deliveryDeadline(scope.category, dueAt),
-        created_at: now,
-        updated_at: now,
-      },
-    ]);
-    await store.insertEvents(trx, [
-      {
-        org_id: p.orgId,
-        message_id: messageId,
-        delivery_id: delivery!.id,
-        type: decision.allow ? 'queued' : 'blocked',
-        at: now,
-        detail: JSON.stringify(decision.allow ? { due_at: dueAt.toISOString() } : { rule: decision.rule, detail: decision.detail }),
-      },
-    ]);
-    return { messageId, deliveryId: delivery!.id };
-  });
+    },
+    {
+      id: deliveryId,
+      contact_id: contact.id,
+      email: contact.email,
+      lane,
+      priority: priorityFor(scope.category),
+      status: decision.allow ? 'queued' : 'blocked',
+      rule: decision.allow ? null : decision.rule,
+      rule_detail: decision.allow ? null : decision.detail,
+      due_at: dueAt,
+      expires_at: deliveryDeadline(scope.category, dueAt),
+    },
+    { type: decision.allow ? 'queued' : 'blocked', detail: JSON.stringify(decision.allow ? { due_at: dueAt.toISOString() } : { rule: decision.rule, detail: decision.detail }) },
+  );
+  const created = written ? { messageId, deliveryId } : null;
 
   if (!created) {
     const winner = await store.findMessageByKey(ctx.db, p.orgId, key!);
@@ -558,7 +553,7 @@ export async function enqueueBatch(ctx: AppContext, msg: BulkMessage, contactIds
     );
     return rows.filter((r) => r.status === 'queued').length;
   });
-  if (queued) notifyQueued(ctx.db, msg.lane);
+  if (queued) notifyAll(ctx, msg.lane);
   return { recipients: contacts.length, queued, ...summarise(decisions.values()) };
 }
 
@@ -581,7 +576,7 @@ export function addBatch(total: BatchResult, r: BatchResult) {
 /** Holds (or releases) the pending deliveries of a message: pausing a campaign. Returns how many moved. */
 export async function holdMessage(ctx: AppContext, messageId: string, hold: boolean): Promise<number> {
   const n = await store.setHeld(ctx.db, messageId, hold, ctx.now());
-  if (!hold && n) notifyQueued(ctx.db, 'bulk');
+  if (!hold && n) notifyAll(ctx, 'bulk');
   return n;
 }
 

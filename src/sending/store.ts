@@ -40,6 +40,79 @@ export async function insertMessage(db: Q, row: Insertable<MessagesTable>): Prom
   return r?.id;
 }
 
+/**
+ * A triggered message with its one delivery and its first event, in one statement (atomic without a
+ * transaction, one round trip instead of five). The ids are made by the caller so that the three rows
+ * need nothing back from each other; the delivery and event are written only if the message was
+ * (another message may hold the idempotency key). Returns whether it was written.
+ */
+export async function insertTriggered(
+  db: Q,
+  message: Insertable<MessagesTable> & { id: string },
+  d: { id: string; contact_id: string; email: string; lane: Lane; priority: number; status: 'queued' | 'blocked'; rule: string | null; rule_detail: string | null; due_at: Date; expires_at: Date },
+  e: { type: string; detail: string },
+): Promise<boolean> {
+  const at = message.created_at as Date;
+  const r = await db
+    .with('m', (q) => q.insertInto('messages').values(message).onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing()).returning('id'))
+    .with('d', (q) =>
+      q
+        .insertInto('deliveries')
+        .columns(['id', 'org_id', 'message_id', 'contact_id', 'email', 'lane', 'priority', 'status', 'rule', 'rule_detail', 'due_at', 'expires_at', 'created_at', 'updated_at'])
+        .expression((eb) =>
+          eb
+            .selectFrom('m')
+            .select([
+              sql<string>`${d.id}::uuid`.as('id'),
+              sql<string>`${message.org_id}::uuid`.as('org_id'),
+              'm.id as message_id',
+              sql<string>`${d.contact_id}::uuid`.as('contact_id'),
+              sql<string>`${d.email}::text`.as('email'),
+              sql<Lane>`${d.lane}::text`.as('lane'),
+              sql<number>`${d.priority}::smallint`.as('priority'),
+              sql<DeliveryStatus>`${d.status}::text`.as('status'),
+              sql<string | null>`${d.rule}::text`.as('rule'),
+              sql<string | null>`${d.rule_detail}::text`.as('rule_detail'),
+              sql<Date>`${d.due_at}::timestamptz`.as('due_at'),
+              sql<Date>`${d.expires_at}::timestamptz`.as('expires_at'),
+              sql<Date>`${at}::timestamptz`.as('created_at'),
+              sql<Date>`${at}::timestamptz`.as('updated_at'),
+            ]),
+        )
+        .returning(['id', 'message_id']),
+    )
+    .with('ev', (q) =>
+      q
+        .insertInto('message_events')
+        .columns(['org_id', 'message_id', 'delivery_id', 'type', 'at', 'detail'])
+        .expression((eb) =>
+          eb
+            .selectFrom('d')
+            .select([
+              sql<string>`${message.org_id}::uuid`.as('org_id'),
+              'd.message_id',
+              'd.id as delivery_id',
+              sql<string>`${e.type}::text`.as('type'),
+              sql<Date>`${at}::timestamptz`.as('at'),
+              sql<unknown>`${e.detail}::jsonb`.as('detail'),
+            ]),
+        ),
+    )
+    .selectFrom('m')
+    .select('m.id')
+    // Workers of other processes hear of a message due now at commit, instead of at their next poll.
+    .$if(d.status === 'queued' && d.due_at.getTime() <= at.getTime(), (q) => q.select(sql<string>`pg_notify(${QUEUED_CHANNEL}, ${d.lane})`.as('notified')))
+    .executeTakeFirst();
+  return r !== undefined;
+}
+
+/** The channel workers LISTEN on (payload: the lane). */
+export const QUEUED_CHANNEL = 'envoi_queued';
+
+export async function notifyWorkers(db: Q, lane: Lane) {
+  await sql`select pg_notify(${QUEUED_CHANNEL}, ${lane})`.execute(db);
+}
+
 const CHUNK = 1000;
 
 /** `skipExisting`: a (message, contact) already written is left alone and not returned. */

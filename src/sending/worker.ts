@@ -133,6 +133,7 @@ export class Worker {
   #dirty: Record<Lane, boolean> = { transactional: false, bulk: false };
   #busy = 0;
   #unsubscribe: (() => void) | null = null;
+  #unlisten: Promise<() => Promise<void>> | null = null;
 
   constructor(ctx: AppContext, opts: WorkerOptions = {}) {
     this.#ctx = ctx;
@@ -158,6 +159,12 @@ export class Worker {
   /** Starts both claim loops; returns at once. */
   start(): this {
     this.#unsubscribe = onQueued(this.#ctx.db, (lane) => this.wake(lane));
+    this.#unlisten = this.#ctx.database
+      .listen(store.QUEUED_CHANNEL, (lane) => this.wake(lane === 'transactional' || lane === 'bulk' ? lane : undefined))
+      .catch((e) => {
+        this.#log('warn', 'cannot listen for new deliveries; polling only', { worker: this.id, error: String(e) });
+        return async () => {};
+      });
     this.#loops = LANES.map((lane) => this.#loop(lane));
     // A batch slower than expected keeps its rows: the lease is renewed while work is in flight.
     this.#timers.push(
@@ -185,6 +192,7 @@ export class Worker {
     await this.#recorder.drain();
     for (const t of this.#timers) clearInterval(t);
     this.#unsubscribe?.();
+    await (await this.#unlisten)?.();
     await Promise.all(LANES.map((lane) => this.transports[lane].close()));
     this.#log('info', 'worker stopped', { worker: this.id, ...this.stats });
   }
