@@ -3,7 +3,11 @@ import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { CONSENT_METHODS } from './ledger-rules.ts';
+import { Readable } from 'node:stream';
 import * as svc from './service.ts';
+import { PROOF_COLUMNS } from './service.ts';
+import { csvStream } from '../audience/csv-export.ts';
+import { PersonValues, toValues } from '../audience/routes.ts';
 import * as subjects from './subject-service.ts';
 
 const Id = Type.String({ format: 'uuid' });
@@ -26,6 +30,25 @@ const RecordBody = Type.Object(
 
 const ExclusionBody = Type.Object(
   { items: Type.Array(Type.Object({ email: Type.String({ minLength: 1, maxLength: 320 }), reason: Type.Optional(Type.Union([Type.String({ maxLength: 500 }), Type.Null()])) }, { additionalProperties: false }), { minItems: 1, maxItems: 10_000 }) },
+  { additionalProperties: false },
+);
+
+const RegistrationBody = Type.Object(
+  {
+    participant: PersonValues,
+    marketing_consent: Type.Optional(
+      Type.Object(
+        {
+          given: Type.Boolean({ description: 'whether the box was ticked; unticked (or absent) records nothing' }),
+          wording: Type.String({ minLength: 10, maxLength: 2000, description: 'the exact sentence next to the checkbox' }),
+          wording_version: Type.String({ minLength: 1, maxLength: 100 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    ip: Type.Optional(Type.String({ maxLength: 100 })),
+    user_agent: Type.Optional(Type.String({ maxLength: 500 })),
+  },
   { additionalProperties: false },
 );
 
@@ -52,6 +75,48 @@ export function consentRoutes(app: App, ctx: AppContext) {
   app.post('/v1/data-subjects/erase', { schema: { ...t('Erase one person everywhere (GDPR erasure)', 'Records the withdrawal in each ledger (kept as a hashed address), anonymises the message log, deletes the contacts with their participations, memberships and account.'), body: Subject } }, async (req) =>
     subjects.eraseSubject(ctx, requireRole(req, 'owner'), req.body.email),
   );
+
+  app.post(
+    '/v1/events/:eventId/registrations',
+    {
+      schema: {
+        ...t(
+          'Register a participant from your registration form, with its marketing checkbox',
+          'Registering is consent to the mail about the participation only; a ticked marketing checkbox is recorded in the ledger with its wording as an opt-in.',
+        ),
+        params: Type.Object({ eventId: Id }),
+        body: RegistrationBody,
+      },
+    },
+    async (req, reply) => reply.status(201).send(await svc.registerWithConsent(ctx, requireRole(req, 'editor'), req.params.eventId, { ...req.body, participant: toValues(req.body.participant) })),
+  );
+
+  app.get(
+    '/v1/audiences/:audienceId/consent-ledger/export',
+    { schema: { ...t('Export the proofs of an audience (every ledger record), as CSV or JSON lines'), params: Type.Object({ audienceId: Id }), querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('csv'), Type.Literal('json')])), contact_id: Type.Optional(Id) }) } },
+    async (req, reply) => {
+      const rows = await svc.proofRows(ctx, requireRole(req), req.params.audienceId, req.query.contact_id);
+      if (req.query.format === 'json') {
+        return reply.header('content-type', 'application/x-ndjson; charset=utf-8').header('content-disposition', `attachment; filename="consent-proofs-${req.params.audienceId}.ndjson"`).send(Readable.from((async function* () {
+          for await (const r of rows) yield `${JSON.stringify(r)}\n`;
+        })()));
+      }
+      const columns = PROOF_COLUMNS.map((key) => ({ key, label: key }));
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="consent-proofs-${req.params.audienceId}.csv"`).send(csvStream(columns, rows));
+    },
+  );
+
+  app.get('/v1/exclusions/export', { schema: { ...t('Export the exclusion list as CSV') } }, async (req, reply) => {
+    const p = requireRole(req);
+    const rows = (async function* () {
+      for (let offset = 0; ; offset += 1000) {
+        const page = await svc.listExclusions(ctx, p, { limit: 1000, offset });
+        for (const r of page.items) yield { email: r.email_lower, reason: r.reason, source: r.source, created_by: r.created_by, created_at: r.created_at };
+        if (page.items.length < 1000) return;
+      }
+    })();
+    return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="exclusions.csv"').send(csvStream(['email', 'reason', 'source', 'created_by', 'created_at'].map((key) => ({ key, label: key })), rows));
+  });
 
   app.get(
     '/v1/exclusions',

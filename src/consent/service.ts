@@ -9,7 +9,7 @@ import type { ConsentAction, DB } from '../platform/schema.ts';
 import { badRequest, notFound } from '../platform/errors.ts';
 import { checkEmail } from '../platform/email-address.ts';
 import type { Principal } from '../organisations/service.ts';
-import { audienceFor, contactFor } from '../audience/service.ts';
+import { addRecord, audienceFor, contactFor, contactsForSending, eventFor, type ValuesInput } from '../audience/service.ts';
 import { verifyChain, type ChainCheck } from './ledger-rules.ts';
 import * as store from './ledger-store.ts';
 
@@ -165,4 +165,57 @@ export async function listExclusions(ctx: AppContext, p: Principal, page: { limi
 export async function answersOfCampaign(ctx: AppContext, campaignId: string) {
   const rows = await store.answersOfCampaign(ctx.db, campaignId);
   return rows.map((r) => ({ contact_id: r.contact_id, email: r.email, answer: r.action === 'repermission_yes' ? ('yes' as const) : ('no' as const), at: r.at }));
+}
+
+// ---- registration with a consent checkbox ----
+
+/**
+ * A registration from the organiser's form (reference: inwink-email-policy): the participant is
+ * registered, which allows the mail about their participation only; a ticked marketing checkbox is a
+ * separate, recorded opt-in with the wording shown.
+ */
+export async function registerWithConsent(
+  ctx: AppContext,
+  p: Principal,
+  eventId: string,
+  input: { participant: ValuesInput; marketing_consent?: { given: boolean; wording: string; wording_version: string }; ip?: string; user_agent?: string },
+) {
+  const event = await eventFor(ctx, p, eventId);
+  const consent = input.marketing_consent;
+  if (consent?.given && !input.participant.builtins.email) throw badRequest('email_required', 'a marketing opt-in needs the email it is for');
+  const record = (await addRecord(ctx, p, 'participant', event.id, input.participant)) as { id: string; contact_id: string | null; contact_created: boolean };
+  let recorded: ReturnType<typeof publicRecord> | null = null;
+  if (consent?.given && record.contact_id) {
+    const [c] = await contactsForSending(ctx.db, p.orgId, [record.contact_id]);
+    if (c) {
+      recorded = publicRecord(
+        await appendConsent(
+          ctx.db,
+          { id: c.id, org_id: p.orgId, audience_id: c.audience_id, email_lower: c.email_lower },
+          { action: 'given', method: 'registration_checkbox', wording: consent.wording, wording_version: consent.wording_version, ip: input.ip ?? null, user_agent: input.user_agent ?? null, actor: `${p.kind}:${p.id}` },
+          ctx.now(),
+        ),
+      );
+    }
+  }
+  return { participant: record, marketing_consent: recorded };
+}
+
+// ---- proofs export ----
+
+export const PROOF_COLUMNS = ['seq', 'at', 'action', 'method', 'email', 'email_hash', 'contact_id', 'wording', 'wording_version', 'ip', 'user_agent', 'message_id', 'campaign_id', 'actor', 'hash', 'prev_hash'] as const;
+
+/** The proofs of an audience (or one contact), in chain order, read a page at a time. */
+export async function proofRows(ctx: AppContext, p: Principal, audienceId: string, contactId?: string) {
+  await audienceFor(ctx, p, audienceId);
+  if (contactId) await contactFor(ctx, p, audienceId, contactId);
+  return (async function* () {
+    let after = '0';
+    for (;;) {
+      const page = await store.chainPage(ctx.db, audienceId, after, 2000);
+      if (page.length === 0) return;
+      for (const r of page) if (!contactId || r.contact_id === contactId) yield { ...publicRecord(r), at: r.at.toISOString() };
+      after = String(page[page.length - 1]!.seq);
+    }
+  })();
 }

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectStatus, startTestApp, type TestApp, type TestOrg } from './support/harness.ts';
+
+/* Registration with a marketing checkbox, and the exports of the consent center. */
+
+let t: TestApp;
+let org: TestOrg;
+let other: TestOrg;
+let audienceId: string;
+let eventId: string;
+let mkt: string;
+let part: string;
+const WORDING = '=HYPERLINK("http://x") I want the newsletter of the Summit';
+
+const api = (method: string, url: string, body?: unknown, token = org.apiKey) => t.request(method, url, { token, body });
+
+beforeAll(async () => {
+  t = await startTestApp();
+  org = await t.createOrg('Org');
+  other = await t.createOrg('Other');
+  audienceId = (await api('POST', '/v1/audiences', { name: 'Summit' })).body.id;
+  eventId = (await api('POST', `/v1/audiences/${audienceId}/events`, { name: 'Summit', starts_at: '2027-02-01T09:00:00Z', ends_at: '2027-02-02T18:00:00Z', time_zone: 'Europe/Paris' })).body.id;
+  mkt = (await api('POST', `/v1/audiences/${audienceId}/templates`, { name: 'News', language: 'en', category: 'marketing', subject: 'News', body: '<p>News [UNSUBLINK]</p>' })).body.id;
+  part = (await api('POST', `/v1/audiences/${audienceId}/templates`, { name: 'Info', language: 'en', category: 'participation', event_id: eventId, subject: 'Info', body: '<p>Info</p>' })).body.id;
+});
+
+afterAll(async () => {
+  await t?.close();
+});
+
+const dry = async (templateId: string, contactId: string) => (await api('POST', `/v1/audiences/${audienceId}/campaigns/dry-run`, { template_id: templateId, target: { contact_ids: [contactId] } })).body;
+
+describe('registration with a consent checkbox', () => {
+  it('a ticked box is an opt-in with its wording; registering alone allows event mail only', async () => {
+    const ticked = await api('POST', `/v1/events/${eventId}/registrations`, { participant: { email: 'ticked@example.com', first_name: 'T' }, marketing_consent: { given: true, wording: WORDING, wording_version: 'form-3' }, ip: '203.0.113.9' });
+    expectStatus(ticked, 201);
+    expect(ticked.body.marketing_consent).toMatchObject({ action: 'given', method: 'registration_checkbox', wording: WORDING, wording_version: 'form-3', ip: '203.0.113.9' });
+    const c1 = ticked.body.participant.contact_id;
+    expect((await dry(mkt, c1)).allowed).toBe(1);
+
+    const unticked = await api('POST', `/v1/events/${eventId}/registrations`, { participant: { email: 'unticked@example.com' }, marketing_consent: { given: false, wording: WORDING, wording_version: 'form-3' } });
+    expectStatus(unticked, 201);
+    expect(unticked.body.marketing_consent).toBeNull();
+    const c2 = unticked.body.participant.contact_id;
+    expect((await dry(mkt, c2)).blocked).toEqual({ no_marketing_consent: 1 });
+    expect((await dry(part, c2)).allowed).toBe(1);
+    expect((await api('GET', `/v1/audiences/${audienceId}/contacts/${c2}/consents`)).body.records).toEqual([]);
+
+    expectStatus(await api('POST', `/v1/events/${eventId}/registrations`, { participant: { first_name: 'No email' }, marketing_consent: { given: true, wording: WORDING, wording_version: '1' } }), 400);
+    expectStatus(await api('POST', `/v1/events/${eventId}/registrations`, { participant: { email: 'x@example.com' } }, other.apiKey), 404);
+  });
+});
+
+describe('exports', () => {
+  it('exports the proofs as CSV (formulas neutralised) and JSON lines, for the audience or one contact', async () => {
+    const csv = await api('GET', `/v1/audiences/${audienceId}/consent-ledger/export`);
+    expect(csv.status).toBe(200);
+    expect(csv.headers['content-type']).toMatch(/text\/csv/);
+    const lines = csv.text.replace(/^\uFEFF/, '').trim().split(/\r?\n/);
+    expect(lines[0]).toMatch(/^seq,at,action,method,email/);
+    expect(lines).toHaveLength(2);
+    expect(csv.text).toContain(`"'=HYPERLINK(""http://x"") I want the newsletter of the Summit"`);
+    const json = await api('GET', `/v1/audiences/${audienceId}/consent-ledger/export?format=json`);
+    const records = json.text.trim().split('\n').map((l) => JSON.parse(l));
+    expect(records).toEqual([expect.objectContaining({ action: 'given', email: 'ticked@example.com', wording: WORDING })]);
+    const mine = await api('GET', `/v1/audiences/${audienceId}/consent-ledger/export?format=json&contact_id=${records[0].contact_id}`);
+    expect(mine.text.trim().split('\n')).toHaveLength(1);
+    expectStatus(await api('GET', `/v1/audiences/${audienceId}/consent-ledger/export`, undefined, other.apiKey), 404);
+  });
+
+  it('exports the exclusion list as CSV', async () => {
+    expectStatus(await api('POST', '/v1/exclusions', { items: [{ email: 'a@example.com', reason: '@boss said so' }, { email: 'b@example.com' }] }), 201);
+    const csv = await api('GET', '/v1/exclusions/export');
+    expect(csv.status).toBe(200);
+    expect(csv.text).toMatch(/^\uFEFF?email,reason,source,created_by,created_at/);
+    expect(csv.text).toContain("'@boss said so");
+    expect(csv.text).toContain('b@example.com');
+    expect((await api('GET', '/v1/exclusions/export', undefined, other.apiKey)).text).not.toContain('a@example.com');
+  });
+});
