@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as orgs from '../src/organisations/service.ts';
 import { Worker } from '../src/sending/worker.ts';
 import { CampaignScheduler } from '../src/campaigns/scheduler.ts';
-import { expectStatus, startTestApp, type TestApp, type TestOrg } from './support/harness.ts';
+import { expectStatus, startTestApp, until, type TestApp, type TestOrg } from './support/harness.ts';
 import { startSmtpSink, type SmtpSink } from './support/smtp-sink.ts';
 
 /*
@@ -25,14 +25,6 @@ let viewId: string;
 const ids: Record<string, string> = {};
 
 const api = (method: string, url: string, body?: unknown, token = org.apiKey) => t.request(method, url, { token, body });
-
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 15_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const campaign = async (id: string) => {
   const r = await api('GET', `/v1/campaigns/${id}`);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Worker } from '../src/sending/worker.ts';
 import { CampaignScheduler } from '../src/campaigns/scheduler.ts';
-import { expectStatus, startTestApp, type TestApp, type TestOrg } from './support/harness.ts';
+import { expectStatus, startTestApp, until, type TestApp, type TestOrg } from './support/harness.ts';
 import { startSmtpSink, type SmtpSink } from './support/smtp-sink.ts';
 
 /*
@@ -23,14 +23,6 @@ const ids: Record<string, string> = {};
 const api = (method: string, url: string, body?: unknown, token = org.apiKey) => t.request(method, url, { token, body });
 const local = (url: string) => url.replace(/^http:\/\/127\.0\.0\.1:8080/, '');
 const form = (url: string, fields: Record<string, string> = {}) => t.request('POST', url, { body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 15_000) {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function answerLinks(email: string) {
   await sink.waitFor(() => sink.byRecipient(email).length >= 1, 10_000);

@@ -96,3 +96,12 @@ export async function startTestApp(): Promise<TestApp> {
 export function expectStatus(res: { status: number; body: unknown }, status: number) {
   if (res.status !== status) throw new Error(`expected HTTP ${status}, got ${res.status}: ${JSON.stringify(res.body)}`);
 }
+
+/** Polls `check` until it holds, failing with `what` after `ms`: for state other processes or loops reach. */
+export async function until(check: () => Promise<boolean> | boolean, what: string, ms = 15_000) {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
