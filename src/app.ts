@@ -19,9 +19,10 @@ import { bounceRoutes } from './sending/bounce-routes.ts';
 import { reportRoutes } from './reports/routes.ts';
 import { metricsRoutes } from './platform/metrics.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
+import { programRoutes } from './programs/routes.ts';
 
 /** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
-export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes, campaignRoutes, signupRoutes, bounceRoutes, reportRoutes, webhookRoutes, metricsRoutes];
+export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes, campaignRoutes, signupRoutes, bounceRoutes, reportRoutes, webhookRoutes, programRoutes, metricsRoutes];
 
 export interface Envoi {
   config: Config;

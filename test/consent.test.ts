@@ -68,6 +68,18 @@ describe('exports', () => {
     expectStatus(await api('GET', `/v1/audiences/${audienceId}/consent-ledger/export`, undefined, other.apiKey), 404);
   });
 
+  it('imports an exclusion CSV, keeping good rows and naming the bad ones by line', async () => {
+    const csv = 'Email,Reason\nimported1@example.com,asked at the desk\nnot-an-address,x\n\nIMPORTED2@example.com,\nimported1@example.com,again\n';
+    const r = await t.request('POST', '/v1/exclusions/import', { token: org.apiKey, body: csv, headers: { 'content-type': 'text/csv' } });
+    expectStatus(r, 201);
+    expect(r.body).toMatchObject({ rows: 4, added: 2, already_listed: 1, errors: [{ line: 3, message: expect.stringContaining('email') }] });
+    const listed = (await api('GET', '/v1/exclusions?q=imported')).body.items.map((x: any) => [x.email_lower, x.source]);
+    expect(listed.sort()).toEqual([['imported1@example.com', 'import'], ['imported2@example.com', 'import']]);
+    const noHeader = await t.request('POST', '/v1/exclusions/import', { token: org.apiKey, body: 'name\nx\n', headers: { 'content-type': 'text/csv' } });
+    expectStatus(noHeader, 400);
+    expectStatus(await t.request('POST', '/v1/exclusions/import', { token: org.apiKey, body: { email: 'x@example.com' } }), 415);
+  });
+
   it('exports the exclusion list as CSV', async () => {
     expectStatus(await api('POST', '/v1/exclusions', { items: [{ email: 'a@example.com', reason: '@boss said so' }, { email: 'b@example.com' }] }), 201);
     const csv = await api('GET', '/v1/exclusions/export');

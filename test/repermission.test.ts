@@ -124,6 +124,13 @@ describe('re-permission campaigns', () => {
     expect(csv.text).toContain('late@example.com');
     expect(csv.text).not.toContain('no@example.com');
 
+    // ... and as a view of the audience, to send the next newsletter to.
+    const view = await api('POST', `/v1/campaigns/${campaignId}/repermission/view`);
+    expectStatus(view, 201);
+    const listed = await api('POST', `/v1/audiences/${audienceId}/views/${view.body.id}/query`, {});
+    expectStatus(listed, 200);
+    expect(listed.body.items.map((c: any) => c.email).sort()).toEqual(['late@example.com', 'yes@example.com']);
+
     // The answers are the campaign's two links in its click report.
     const clickers = await api('GET', `/v1/reports/links?message_id=${(await api('GET', `/v1/campaigns/${campaignId}`)).body.message_id}`);
     expectStatus(clickers, 200);

@@ -352,3 +352,16 @@ describe('bulkSetProblem', () => {
     expect(bulkSetProblem({ fields: { diet: 'vegan' } })).toBeNull();
   });
 });
+
+describe('re-permission answers as a filter', () => {
+  const cols = gridColumns([]);
+  const id = '2f0c9a52-6f3e-4a55-9d3c-1b2a3c4d5e6f';
+  it('accepts a campaign id and an answer, and refuses anything else', () => {
+    expect(checkFilter({ repermission: { campaign_id: id.toUpperCase(), answer: 'yes' } }, cols)).toEqual({ ok: true, value: { condition: { kind: 'repermission', campaignId: id, answer: 'yes' }, eventIds: [], communityIds: [] } });
+    for (const bad of [{ campaign_id: 'nope', answer: 'yes' }, { campaign_id: id, answer: 'maybe' }, { campaign_id: id }, { campaign_id: id, answer: 'no', extra: 1 }, 'yes']) {
+      const r = checkFilter({ repermission: bad }, cols);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.problems[0]).toMatch(/filter\.repermission: expected/);
+    }
+  });
+});

@@ -112,7 +112,9 @@ export type Condition =
   | { kind: 'not'; item: Condition }
   | { kind: 'leaf'; column: Column; op: Op; pred: Predicate }
   /** participant of (member of) any / all / none of the ids */
-  | { kind: 'membership'; of: 'event' | 'community'; mode: 'any' | 'all' | 'none'; ids: string[] };
+  | { kind: 'membership'; of: 'event' | 'community'; mode: 'any' | 'all' | 'none'; ids: string[] }
+  /** whose last answer to a re-permission campaign is `answer`: the new consenting list as a view */
+  | { kind: 'repermission'; campaignId: string; answer: 'yes' | 'no' };
 
 export interface CheckedFilter {
   condition: Condition | null;
@@ -130,7 +132,7 @@ const show = (v: unknown) => {
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 };
-const NODE_KEYS = ['and', 'or', 'not', 'event', 'community', 'field'] as const;
+const NODE_KEYS = ['and', 'or', 'not', 'event', 'community', 'field', 'repermission'] as const;
 
 /**
  * Checks a filter tree against the audience's columns. Every problem is reported with its path
@@ -193,6 +195,14 @@ export function checkFilter(input: unknown, columns: readonly Column[]): Checked
       case 'event':
       case 'community':
         return membership(kind, node[kind], `${path}.${kind}`);
+      case 'repermission': {
+        const spec = node.repermission;
+        if (!isObject(spec) || !isUuid(spec.campaign_id) || (spec.answer !== 'yes' && spec.answer !== 'no') || Object.keys(spec).length !== 2) {
+          problems.push(`${path}.repermission: expected {"campaign_id": <re-permission campaign id>, "answer": "yes" | "no"}`);
+          return null;
+        }
+        return { kind: 'repermission', campaignId: (spec.campaign_id as string).toLowerCase(), answer: spec.answer };
+      }
       case 'field':
         return leaf(node, path);
     }

@@ -193,7 +193,7 @@ function membershipSql(cond: Extract<Condition, { kind: 'membership' }>): Frag {
 }
 
 function neverNull(cond: Condition): boolean {
-  if (cond.kind === 'membership') return true;
+  if (cond.kind === 'membership' || cond.kind === 'repermission') return true;
   if (cond.kind === 'not') return neverNull(cond.item);
   if (cond.kind === 'and' || cond.kind === 'or') return cond.items.every(neverNull);
   return false;
@@ -214,6 +214,13 @@ export function conditionSql(cond: Condition, env: Env): Frag {
       return leafSql(cond.column, cond.pred, env);
     case 'membership':
       return membershipSql(cond);
+    case 'repermission': {
+      // The last answer counts: a NO after a YES takes the person off the list.
+      const [mine, other] = cond.answer === 'yes' ? ['repermission_yes', 'repermission_no'] : ['repermission_no', 'repermission_yes'];
+      const id = param(cond.campaignId, 'uuid');
+      return sql`EXISTS (SELECT 1 FROM consent_records r WHERE r.contact_id = c.id AND r.campaign_id = ${id} AND r.action = ${mine}
+        AND NOT EXISTS (SELECT 1 FROM consent_records r2 WHERE r2.contact_id = c.id AND r2.campaign_id = ${id} AND r2.action = ${other} AND r2.seq > r.seq))`;
+    }
   }
 }
 

@@ -68,6 +68,9 @@ export function campaignRoutes(app: App, ctx: AppContext) {
       return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="repermission-${r.campaign_id}.csv"`).send(csvStream(columns, rows));
     },
   );
+  app.post('/v1/campaigns/:id/repermission/view', { schema: { ...t('Save the YES answerers of a re-permission campaign as a view (late ones included)'), params: CampaignParams } }, async (req, reply) =>
+    reply.status(201).send(await svc.repermissionView(ctx, requireRole(req, 'editor'), req.params.id)),
+  );
   app.get('/v1/campaigns/:id', { schema: { ...t('A campaign and its progress: queued, sent, blocked by rule'), params: CampaignParams } }, async (req) => svc.getCampaign(ctx, requireRole(req), req.params.id));
   app.post('/v1/campaigns/:id/dry-run', { schema: { ...t('Policy counts of this campaign now'), params: CampaignParams } }, async (req) => svc.dryRunCampaign(ctx, requireRole(req), req.params.id));
   const EventMailBody = Type.Object(

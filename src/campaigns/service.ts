@@ -12,7 +12,7 @@ import { eventMailProblem, eventMailSendAt } from './event-mail-rules.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import type { Principal } from '../organisations/service.ts';
 import { audienceFor, eventFor } from '../audience/service.ts';
-import { resolveTarget, targetIdsPage } from '../audience/grid-service.ts';
+import { createView, resolveTarget, targetIdsPage } from '../audience/grid-service.ts';
 import { templateFor } from '../mail/template-service.ts';
 import * as sending from '../sending/service.ts';
 import { DEFAULT_EVERY_MINUTES, nextRun, progressOf, transition, type CampaignAction } from './rules.ts';
@@ -327,4 +327,11 @@ export async function repermissionResults(ctx: AppContext, p: Principal, id: str
     unanswered: Math.max(0, reached - yes.length - no.length),
     consenting: yes.map((a) => ({ contact_id: a.contact_id, email: a.email, answered_at: a.at, late: a.at > deadline })),
   };
+}
+
+/** Saves the YES answerers of a re-permission campaign as a view of the audience: the new consenting list to send to. */
+export async function repermissionView(ctx: AppContext, p: Principal, id: string) {
+  const c = await campaignFor(ctx, p, id);
+  if (c.kind !== 'repermission') throw badRequest('not_repermission', 'this campaign is not a re-permission campaign');
+  return createView(ctx, p, c.audience_id, { name: `YES: ${c.name}`.slice(0, 200), filter: { repermission: { campaign_id: c.id, answer: 'yes' } } });
 }

@@ -8,6 +8,7 @@ import type { Envoi } from '../app.ts';
 import { Worker, type WorkerLog } from '../sending/worker.ts';
 import { CampaignScheduler } from '../campaigns/scheduler.ts';
 import { WebhookDispatcher } from '../webhooks/dispatcher.ts';
+import { ProgramRunner } from '../programs/runner.ts';
 
 const jsonLog: WorkerLog = (level, msg, fields) => {
   const line = `${JSON.stringify({ level, time: new Date().toISOString(), msg, ...fields })}\n`;
@@ -25,10 +26,12 @@ function mailTarget(config: Config): string {
 export function startWorkerInServer(envoi: Envoi): Worker {
   const worker = new Worker(envoi.ctx, { log: jsonLog }).start();
   const scheduler = new CampaignScheduler(envoi.ctx, { log: jsonLog }).start();
+  const programs = new ProgramRunner(envoi.ctx, { log: jsonLog }).start();
   const webhooks = new WebhookDispatcher(envoi.ctx, { log: jsonLog }).start();
   const close = envoi.close.bind(envoi);
   envoi.close = async () => {
     await webhooks.stop();
+    await programs.stop();
     await scheduler.stop();
     await worker.stop();
     await close();
@@ -68,6 +71,7 @@ export function registerWorker(program: Command) {
       const ctx = createContext(await withSigningSecret(database.db, config), database);
       const worker = new Worker(ctx, { log: jsonLog, concurrency: o.concurrency }).start();
       const scheduler = new CampaignScheduler(ctx, { log: jsonLog }).start();
+      const programs = new ProgramRunner(ctx, { log: jsonLog }).start();
       const webhooks = new WebhookDispatcher(ctx, { log: jsonLog }).start();
       process.stdout.write(`envoi worker ${worker.id} on PostgreSQL ${redactUrl(config.databaseUrl)}, sending through ${mailTarget(config)}\n`);
       let stopping = false;
@@ -75,6 +79,7 @@ export function registerWorker(program: Command) {
         if (stopping) return;
         stopping = true;
         await webhooks.stop();
+        await programs.stop();
         await scheduler.stop();
         await worker.stop();
         await database.close();

@@ -2,6 +2,7 @@ import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
+import { AppError } from '../platform/errors.ts';
 import { CONSENT_METHODS } from './ledger-rules.ts';
 import { Readable } from 'node:stream';
 import * as svc from './service.ts';
@@ -52,7 +53,7 @@ const RegistrationBody = Type.Object(
   { additionalProperties: false },
 );
 
-export function consentRoutes(app: App, ctx: AppContext) {
+export async function consentRoutes(app: App, ctx: AppContext) {
   const t = (summary: string, description?: string) => ({ tags: ['consent'], summary, ...(description ? { description } : {}) });
   const base = '/v1/audiences/:audienceId/contacts/:contactId/consents';
 
@@ -105,6 +106,20 @@ export function consentRoutes(app: App, ctx: AppContext) {
       return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="consent-proofs-${req.params.audienceId}.csv"`).send(csvStream(columns, rows));
     },
   );
+
+  await app.register(async (scoped: App) => {
+    scoped.addContentTypeParser(['text/csv', 'application/csv'], (_req, payload, done) => done(null, payload));
+    scoped.post(
+      '/v1/exclusions/import',
+      { bodyLimit: svc.MAX_EXCLUSION_IMPORT_BYTES, schema: { ...t('Import addresses into the exclusion list from a CSV file (body, text/csv; columns email and optionally reason)', 'Good rows are kept; each bad one is reported with its line number.') } },
+      async (req, reply) => {
+        const p = requireRole(req, 'editor');
+        const body = req.body as unknown;
+        if (!body || typeof (body as Readable).pipe !== 'function') throw new AppError(415, 'unsupported_media_type', 'send the CSV file as the request body with content-type text/csv');
+        return reply.status(201).send(await svc.importExclusions(ctx, p, body as Readable));
+      },
+    );
+  });
 
   app.get('/v1/exclusions/export', { schema: { ...t('Export the exclusion list as CSV') } }, async (req, reply) => {
     const p = requireRole(req);

@@ -3,10 +3,11 @@
  * history, verifying an audience's chain, and the organisation's exclusion list. Other capabilities
  * (the unsubscribe page, double opt-in, re-permission) record through `appendConsent`.
  */
+import { parse } from 'csv-parse';
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
 import type { ConsentAction, DB } from '../platform/schema.ts';
-import { badRequest, notFound } from '../platform/errors.ts';
+import { AppError, badRequest, notFound } from '../platform/errors.ts';
 import { checkEmail } from '../platform/email-address.ts';
 import type { Principal } from '../organisations/service.ts';
 import { addRecord, audienceFor, contactFor, contactsForSending, eventFor, type ValuesInput } from '../audience/service.ts';
@@ -218,4 +219,43 @@ export async function proofRows(ctx: AppContext, p: Principal, audienceId: strin
       after = String(page[page.length - 1]!.seq);
     }
   })();
+}
+
+// ---- exclusion list import ----
+
+export const MAX_EXCLUSION_IMPORT_BYTES = 20 * 1024 * 1024;
+
+/**
+ * Adds the addresses of a CSV file (a column named email, optionally reason) to the exclusion list,
+ * read as a stream: good rows are kept, each bad one is reported with its line number.
+ */
+export async function importExclusions(ctx: AppContext, p: Principal, input: NodeJS.ReadableStream) {
+  const parser = input.pipe(parse({ bom: true, columns: (h: string[]) => h.map((x) => x.trim().toLowerCase()), skip_empty_lines: true, relax_column_count: true, info: true, trim: true }));
+  const errors: { line: number; message: string }[] = [];
+  let batch: Parameters<typeof store.addExclusions>[1] = [];
+  let added = 0;
+  let rows = 0;
+  const flush = async () => {
+    if (batch.length) added += await store.addExclusions(ctx.db, batch);
+    batch = [];
+  };
+  try {
+    for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
+      rows++;
+      if (rows === 1 && !('email' in record)) throw badRequest('invalid_csv', 'the first line must name the columns, one of them "email" (and optionally "reason")');
+      const e = checkEmail(record.email);
+      if (!e.ok) {
+        if (errors.length < 1000) errors.push({ line: info.lines, message: `email: ${e.reason}` });
+        continue;
+      }
+      batch.push({ org_id: p.orgId, email_lower: e.lower, reason: oneLine(record.reason || null, 500), source: 'import', created_by: `${p.kind}:${p.id}`, created_at: ctx.now() });
+      if (batch.length >= 1000) await flush();
+    }
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    await flush();
+    throw badRequest('invalid_csv', `the file is not valid CSV: ${(err as Error).message}`, { added, errors });
+  }
+  await flush();
+  return { rows, added, already_listed: rows - errors.length - added, errors };
 }

@@ -14,6 +14,7 @@ import { checkEmail } from '../platform/email-address.ts';
 import type { Principal } from '../organisations/service.ts';
 import { contactsByEmail, deleteContact, getContact } from '../audience/service.ts';
 import { anonymiseSubject, subjectMessages } from '../sending/service.ts';
+import { eraseSubjectEvents } from '../webhooks/service.ts';
 import { appendConsent, publicRecord } from './service.ts';
 import * as store from './ledger-store.ts';
 import { sha256 } from './ledger-rules.ts';
@@ -56,6 +57,8 @@ export async function eraseSubject(ctx: AppContext, p: Principal, email: string)
   const anonymised = await ctx.db.transaction().execute((trx) => anonymiseSubject(trx, p.orgId, contacts.map((c) => c.id), lower));
   const erased = [];
   for (const c of contacts) erased.push({ audience_id: c.audience_id, contact_id: c.id, ...(await deleteContact(ctx, p, c.audience_id, c.id)) });
+  // Webhook notices already delivered no longer need the address; pending ones keep it to tell the CRM.
+  await eraseSubjectEvents(ctx.db, p.orgId, lower, contacts.map((c) => c.id));
   if (erased.length === 0 && anonymised === 0) throw notFound('data subject');
   return { email_hash: sha256(lower), contacts: erased, messages_anonymised: anonymised, exclusion_kept: (await store.excludedAmong(ctx.db, p.orgId, [lower])).size > 0 };
 }

@@ -212,6 +212,70 @@ export interface DB {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_events: WebhookEventsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  programs: ProgramsTable;
+  external_events: ExternalEventsTable;
+  program_entries: ProgramEntriesTable;
+}
+
+// ---- follow-up programs (0013_programs.sql): entries of message triggers are written by a trigger ----
+
+export type ProgramTriggerType = 'message_sent' | 'message_opened' | 'message_clicked' | 'external_event' | 'date_field';
+export type ProgramEntryStatus = 'waiting' | 'sent' | 'skipped' | 'failed';
+
+export interface ProgramsTable {
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  name: string;
+  trigger: Json;
+  trigger_type: ProgramTriggerType;
+  trigger_template_id: string | null;
+  trigger_name: string | null;
+  wait_seconds: number;
+  condition: Json<unknown> | null;
+  template_id: string;
+  enabled: Generated<boolean>;
+  scanned_through: string | null;
+  next_scan_at: NullableTimestamp;
+  scan_leased_by: string | null;
+  scan_lease_until: NullableTimestamp;
+  created_by: string;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface ExternalEventsTable {
+  id: Generated<string>;
+  org_id: string;
+  audience_id: string;
+  contact_id: string;
+  name: string;
+  occurred_at: Timestamp;
+  properties: Json;
+  idempotency_key: string | null;
+  request_hash: string;
+  created_by: string;
+  created_at: Generated<Date>;
+}
+
+export interface ProgramEntriesTable {
+  id: Generated<string>;
+  org_id: string;
+  program_id: string;
+  contact_id: string;
+  trigger_key: string;
+  trigger_at: Timestamp;
+  context: Json;
+  due_at: Timestamp;
+  status: Generated<ProgramEntryStatus>;
+  reason: string | null;
+  message_id: string | null;
+  attempts: Generated<number>;
+  leased_by: string | null;
+  lease_until: NullableTimestamp;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  finished_at: NullableTimestamp;
 }
 
 // ---- webhooks (0011_webhooks.sql): events and deliveries are written by triggers ----
