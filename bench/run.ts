@@ -2,11 +2,13 @@
 import { gridBench } from './grid.ts';
 import { triggeredBench } from './triggered.ts';
 import { reportsBench } from './reports.ts';
+import { campaignBench } from './campaign.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   grid: gridBench,
   triggered: triggeredBench,
   reports: reportsBench,
+  campaign: campaignBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
