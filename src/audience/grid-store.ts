@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { DB } from '../platform/schema.ts';
+import { escapeLike } from '../platform/like-pattern.ts';
 import {
   excludesMissing,
   keysetBranches,
@@ -38,9 +39,6 @@ const raw = (s: string): Frag => sql.raw(s);
 const and = (parts: Frag[]): Frag => (parts.length === 0 ? sql`true` : parts.length === 1 ? parts[0]! : sql`(${sql.join(parts, sql` AND `)})`);
 const or = (parts: Frag[]): Frag => (parts.length === 1 ? parts[0]! : sql`(${sql.join(parts, sql` OR `)})`);
 const param = (v: unknown, type: SqlType): Frag => sql`${v}::${raw(type)}`;
-
-/** `%` and `_` in what the user typed are literal characters, not wildcards. */
-export const escapeLike = (s: string) => s.replace(/[\\%_]/g, '\\$&');
 
 const CONTACT_COLUMNS: Record<string, { expr: string; type: SqlType }> = {
   last_name: { expr: 'c.last_name', type: 'text' },

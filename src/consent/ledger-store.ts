@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Selectable, type Transaction } from 'kysely';
 import type { ConsentRecordsTable, DB } from '../platform/schema.ts';
+import { escapeLike } from '../platform/like-pattern.ts';
 import { GENESIS_HASH, recordHash, sha256, stateAfter, type RecordContent } from './ledger-rules.ts';
 
 type Q = Kysely<DB>;
@@ -83,7 +84,7 @@ export async function removeExclusion(db: Q, orgId: string, emailLower: string):
 
 export function listExclusions(db: Q, orgId: string, page: { limit: number; offset: number; q?: string }) {
   let q = db.selectFrom('exclusions').selectAll().where('org_id', '=', orgId);
-  if (page.q) q = q.where('email_lower', 'like', `%${page.q.toLowerCase().replace(/[\\%_]/g, '\\$&')}%`);
+  if (page.q) q = q.where('email_lower', 'like', `%${escapeLike(page.q.toLowerCase())}%`);
   return q.orderBy('created_at', 'desc').orderBy('email_lower').limit(page.limit).offset(page.offset).execute();
 }
 

@@ -7,6 +7,7 @@ import type { AppContext } from '../platform/context.ts';
 import { AppError, badRequest, notFound } from '../platform/errors.ts';
 import { checkEmail } from '../platform/email-address.ts';
 import { safeEqual, sign } from '../platform/secrets.ts';
+import { escapeHtml } from '../platform/public-page.ts';
 import type { Principal } from '../organisations/service.ts';
 import { audienceFor, contactsForSending, ensureContactByEmail } from '../audience/service.ts';
 import { acceptTriggered } from '../sending/service.ts';
@@ -45,13 +46,12 @@ export function formUrls(ctx: AppContext, formId: string) {
 /** The HTML an organiser pastes into their site: posts to envoi, which answers with its own pages. */
 export function embedHtml(ctx: AppContext, form: { id: string; language: 'fr' | 'en'; wording: string }): string {
   const { action_url } = formUrls(ctx, form.id);
-  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
   const t = form.language === 'fr' ? { email: 'Adresse email', name: 'Prénom', submit: "S'abonner" } : { email: 'Email address', name: 'First name', submit: 'Subscribe' };
   return [
-    `<form method="post" action="${esc(action_url)}" accept-charset="utf-8">`,
+    `<form method="post" action="${escapeHtml(action_url)}" accept-charset="utf-8">`,
     `  <label>${t.email} <input type="email" name="email" required autocomplete="email"></label>`,
     `  <label>${t.name} <input type="text" name="first_name" autocomplete="given-name"></label>`,
-    `  <label><input type="checkbox" name="consent" value="yes" required> ${esc(form.wording)}</label>`,
+    `  <label><input type="checkbox" name="consent" value="yes" required> ${escapeHtml(form.wording)}</label>`,
     `  <input type="text" name="website" value="" tabindex="-1" autocomplete="off" style="position:absolute;left:-10000px" aria-hidden="true">`,
     `  <button type="submit">${t.submit}</button>`,
     `</form>`,
