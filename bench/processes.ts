@@ -1,6 +1,5 @@
 // Child processes of a benchmark (envoi processes, postfix's SMTP tools) and what /proc says about
 // them: started, watched, stopped on every exit path, their CPU and memory read from Linux's /proc.
-// The same mechanics as bench/triggered.ts, for benchmarks written after it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -12,7 +11,8 @@ export interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-const children: Child[] = [];
+/** Every child started, in order: for stopping them all and showing their last lines. */
+export const children: Child[] = [];
 
 /** Starts a process whose output is kept (the last 300 lines) for the error report. */
 export function startChild(name: string, command: string, args: string[], childEnv: NodeJS.ProcessEnv): Child {

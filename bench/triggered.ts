@@ -18,9 +18,6 @@
 //   BENCH_SINK=postfix     or node (smtp-server script)      BENCH_WARMUP_SECONDS=3, BENCH_DRAIN_SECONDS=180
 //   BENCH_BACKLOG=0        skips the paused-worker phase     BENCH_PROFILE=/dir     V8 CPU profiles of serve and workers
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (the admin URL; a fresh database is created and dropped)
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
@@ -31,6 +28,7 @@ import { createContext } from '../src/platform/context.ts';
 import * as orgs from '../src/organisations/service.ts';
 import * as sending from '../src/sending/service.ts';
 import { fmt, printTable, writeResults, type Row } from './support.ts';
+import { assertAlive, children, CLK_TCK, freePort, machineTicks, postgresBackends, smtpGreets, startChild, stopChild, ticksOf, until, type Child } from './processes.ts';
 
 const env = process.env;
 const int = (name: string, fallback: number, min = 1) => {
@@ -40,105 +38,6 @@ const int = (name: string, fallback: number, min = 1) => {
   if (!Number.isFinite(n) || n < min) throw new Error(`${name} must be a number >= ${min}, got "${raw}"`);
   return n;
 };
-
-// ---- child processes ----
-
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  lines: string[];
-  exited: Promise<void>;
-}
-
-const children: Child[] = [];
-
-function startChild(name: string, command: string, args: string[], childEnv: NodeJS.ProcessEnv): Child {
-  const proc = spawn(command, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const keep = (chunk: Buffer) => {
-    for (const l of chunk.toString('utf8').split('\n')) {
-      if (!l.trim()) continue;
-      lines.push(l);
-      if (lines.length > 300) lines.splice(0, lines.length - 300);
-    }
-  };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const exited = new Promise<void>((resolve) => {
-    proc.once('exit', (code, signal) => {
-      lines.push(`[${name} exited: ${signal ?? code}]`);
-      resolve();
-    });
-    proc.once('error', (e) => {
-      lines.push(`[${name} could not start: ${String(e)}]`);
-      resolve();
-    });
-  });
-  const child = { name, proc, lines, exited };
-  children.push(child);
-  return child;
-}
-
-const alive = (c: Child) => c.proc.exitCode === null && c.proc.signalCode === null && c.proc.pid !== undefined;
-
-function assertAlive() {
-  for (const c of children) if (!alive(c)) throw new Error(`${c.name} died:\n${c.lines.slice(-30).join('\n')}`);
-}
-
-async function stopChild(c: Child) {
-  if (!alive(c)) return;
-  c.proc.kill('SIGCONT'); // a worker paused by the backlog phase
-  c.proc.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (alive(c)) c.proc.kill('SIGKILL');
-  }, 8000);
-  await c.exited;
-  clearTimeout(timer);
-}
-
-// Last resort: whatever happens to this process, its children do not outlive it.
-process.on('exit', () => {
-  for (const c of children) if (alive(c)) c.proc.kill('SIGKILL');
-});
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, child?: Child): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (child && !alive(child)) throw new Error(`${child.name} exited while waiting for ${what}:\n${child.lines.slice(-30).join('\n')}`);
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${child ? `:\n${child.lines.slice(-30).join('\n')}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves true once something on `port` greets like an SMTP server. */
-function smtpGreets(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(port, '127.0.0.1');
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.once('error', () => done(false));
-    sock.once('data', (d) => {
-      sock.write('QUIT\r\n');
-      done(d.toString().startsWith('220'));
-    });
-  });
-}
 
 async function startSink(): Promise<{ child: Child; port: number; kind: string }> {
   const wanted = env.BENCH_SINK ?? 'postfix';
@@ -164,46 +63,6 @@ async function startSink(): Promise<{ child: Child; port: number; kind: string }
 }
 
 // ---- CPU accounting from /proc (Linux): which process is using the cores ----
-
-const CLK_TCK = 100;
-
-function ticksOf(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]); // utime + stime
-  } catch {
-    return 0;
-  }
-}
-
-function postgresBackends(dbName: string): Map<number, number> {
-  const out = new Map<number, number>();
-  let pids: string[] = [];
-  try {
-    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  } catch {
-    return out;
-  }
-  for (const d of pids) {
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      if (cmd.startsWith('postgres: ') && cmd.includes(` ${dbName} `)) out.set(Number(d), ticksOf(Number(d)));
-    } catch {}
-  }
-  return out;
-}
-
-function machineTicks(): { busy: number; total: number } {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    return { busy: total - f[3]! - f[4]!, total };
-  } catch {
-    return { busy: 0, total: 0 };
-  }
-}
 
 interface CpuSnap {
   t: number;
@@ -316,8 +175,8 @@ export async function triggeredBench() {
   let cleaned: Promise<void> | null = null;
   const cleanup = () =>
     (cleaned ??= (async () => {
-      await Promise.all(children.filter((c) => c.name !== 'smtp-sink').map(stopChild));
-      await Promise.all(children.map(stopChild));
+      await Promise.all(children.filter((c) => c.name !== 'smtp-sink').map((c) => stopChild(c)));
+      await Promise.all(children.map((c) => stopChild(c)));
       await db.end().catch(() => {});
       await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => console.error(`could not drop ${dbName}: ${String(e)}`));
       await admin.end().catch(() => {});
@@ -419,7 +278,7 @@ export async function triggeredBench() {
     // 3. one message by hand: proves the path (API -> queue -> worker -> sink) before loading it
     const first = await api('POST', '/v1/messages', key.key as string, JSON.parse(messageBody('probe-', 0)));
     await until('the probe message to reach the sink', 30_000, async () => {
-      assertAlive();
+      assertAlive(children);
       const r = await db.query('SELECT status, last_error FROM deliveries WHERE id = $1', [first.delivery_id]);
       const d = r.rows[0];
       if (d?.status === 'sent') return true;
@@ -509,7 +368,7 @@ export async function triggeredBench() {
       let lastTotal = -1;
       let stableSince = performance.now();
       for (;;) {
-        assertAlive();
+        assertAlive(children);
         const r = await db.query(`SELECT count(*) FILTER (WHERE status IN ('queued', 'sending', 'deferred'))::int AS n, count(*)::int AS total FROM deliveries`);
         const now = performance.now();
         if (r.rows[0].total !== lastTotal) {
@@ -550,7 +409,7 @@ export async function triggeredBench() {
     );
     const runs: Record<string, unknown>[] = [];
     for (const [idx, s] of settings.entries()) {
-      assertAlive();
+      assertAlive(children);
       const h0 = cpuSnap(procs);
       const healthz = await load({ url: `${base}/healthz`, connections, duration: seconds, ...(s.rate ? { overallRate: s.rate } : {}) }, 200);
       const h1 = cpuSnap(procs);
@@ -689,7 +548,7 @@ export async function triggeredBench() {
     // 5. the workers alone on a backlog: paused (SIGSTOP) while the API queues as fast as it goes, then
     //    resumed with the API idle. Their hand-off rate is the capacity the API would meet next.
     if (env.BENCH_BACKLOG !== '0') {
-      assertAlive();
+      assertAlive(children);
       for (const w of workers) w.proc.kill('SIGSTOP');
       let queued: LoadResult;
       try {
@@ -734,7 +593,7 @@ export async function triggeredBench() {
     results.runs = runs;
     results.contactsPrecreated = poolSize;
     results.requestsBeyondContactPool = beyondPool;
-    assertAlive();
+    assertAlive(children);
     printTable(
       `Triggered API (POST /v1/messages), PostgreSQL, ${connections} connections, ${seconds} s per load, ${workerCount} worker process(es), sink: ${sink.kind} (${new Date().toISOString()})`,
       rows,
