@@ -1,10 +1,16 @@
-// Campaign benchmark: a consent-filtered marketing campaign to N contacts (default 1,000,000), on
-// PostgreSQL, delivered by one real `envoi worker` process (worker + campaign scheduler) to postfix's
-// smtp-sink. Measures the resolution (campaign start -> every delivery row written, status leaves
-// 'resolving'), the end-to-end send rate (first to last sent_at), the policy counts per rule against the
-// seeded expectation (exact, or the bench fails), the worker's peak memory, and CPU per process. The
-// baseline of the same run is postfix's smtp-source sending messages of the same size into the same sink
-// (before and after the campaign): the engine's rate is given as a fraction of that SMTP limit.
+// Campaign benchmark: a consent-filtered marketing campaign to N contacts (default 1,000,000) delivered
+// to postfix's smtp-sink, in four set-ups measured in one run (the machine is shared: only ratios to a
+// baseline of the same run mean much):
+//   - PostgreSQL with 2 `envoi worker` processes (worker + campaign scheduler each), and with 1;
+//   - PGlite (the embedded database) with the worker inside the process, as `envoi start` runs it;
+//   - the naive baseline: a plain loop over nodemailer with ONE SMTP connection, rendering and sending
+//     the same personalised messages (no database at all: it only measures what composing and sending
+//     each message costs when done the simple way).
+// The limit is postfix's smtp-source sending messages of the same size into the same sink (before and
+// after): every rate is also given as a fraction of it. For each envoi set-up: the resolution (campaign
+// start -> every delivery row written, status leaves 'resolving'), the send rate (first to last
+// sent_at), the policy counts per rule against the seeded expectation (exact, or the bench fails),
+// peak memory per process, and CPU per process.
 //
 // Seed (set-based SQL, deterministic from the contact number i): 70% with marketing consent, 5% on the
 // exclusion list, 2% hard-bounced (suppressions). Consent is seeded by setting the derived column
@@ -13,30 +19,41 @@
 // appending 700,000 through the service would dominate the bench.
 //
 //   npm run bench -- campaign                     (1,000,000 contacts)
-//   BENCH_CONTACTS=50000 npm run bench -- campaign
-//   BENCH_CONCURRENCY=n          the worker's ENVOI_WORKER_CONCURRENCY (default: the worker's own, 10)
+//   BENCH_CONTACTS=100000 npm run bench -- campaign
+//   BENCH_SETUPS=pg2,pg1,pglite,naive   which set-ups to run (default all)
+//   BENCH_PGLITE_CONTACTS=n      contacts of the PGlite set-up (default: BENCH_CONTACTS, at most 100,000)
+//   BENCH_NAIVE_MESSAGES=5000    messages of the naive baseline
+//   BENCH_CONCURRENCY=n          the workers' ENVOI_WORKER_CONCURRENCY (default: the worker's own, 10)
 //   BENCH_SOURCE_MESSAGES=20000  messages of each smtp-source baseline run
-//   BENCH_TIMEOUT_SECONDS=7200   give up waiting for the campaign to complete
-//   BENCH_PROFILE=/dir           V8 CPU profile of the worker (written when it stops)
-//   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (the admin URL; a fresh database is created and dropped)
+//   BENCH_TIMEOUT_SECONDS=7200   give up waiting for a campaign to complete
+//   BENCH_PROFILE=/dir           V8 CPU profiles of the worker processes (written when they stop)
+//   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (the admin URL; fresh databases are created and dropped)
 import { randomBytes, randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import pg from 'pg';
+import nodemailer from 'nodemailer';
+import { sql } from 'kysely';
 import { loadConfig } from '../src/platform/config.ts';
-import { openPostgres, type Database } from '../src/platform/database.ts';
+import { openPGlite, openPostgres, type Database } from '../src/platform/database.ts';
 import { createEnvoi, type Envoi } from '../src/app.ts';
 import * as orgs from '../src/organisations/service.ts';
 import * as audience from '../src/audience/service.ts';
 import { createView } from '../src/audience/grid-service.ts';
-import { createTemplate, contactData } from '../src/mail/template-service.ts';
+import { createTemplate } from '../src/mail/template-service.ts';
 import { createCampaign } from '../src/campaigns/service.ts';
+import { startWorkerInServer } from '../src/cli/worker.ts';
 import { compileTemplate, render } from '../src/mail/render.ts';
-import { buildRaw, composeMessage, unsubscribeTargets } from '../src/mail/compose.ts';
+import { composeMessage, unsubscribeTargets } from '../src/mail/compose.ts';
+import { encodeHtml, skeletonOf } from '../src/mail/mime-skeleton.ts';
 import { trackingFor } from '../src/mail/tracking-tokens.ts';
 import { RULE_ORDER, type RuleCode } from '../src/consent/rules.ts';
 import {
   alive,
   assertAlive,
+  children as benchChildren,
   CLK_TCK,
   machineTicks,
   POSTFIX_TOOLS,
@@ -86,36 +103,35 @@ function expectedCounts(n: number) {
   return { allowed, blocked };
 }
 
-async function seed(url: string, orgId: string, audienceId: string, n: number) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const t0 = performance.now();
-    await c.query(
-      `INSERT INTO contacts (org_id, audience_id, email, email_lower, first_name, last_name, company, job_title, marketing_authorized_at)
-       SELECT $1, $2, ${EMAIL_SQL}, ${EMAIL_SQL},
-              (${sqlArray(FIRST)})[1 + i % ${FIRST.length}], (${sqlArray(LAST)})[1 + (i / 7) % ${LAST.length}],
-              (${sqlArray(COMPANY)})[1 + (i / 3) % ${COMPANY.length}], 'Engineer',
-              CASE WHEN ${SEED.consent.sql} THEN now() - interval '30 days' END
-       FROM generate_series(0, $3::int - 1) AS i`,
-      [orgId, audienceId, n],
-    );
-    const contactsMs = performance.now() - t0;
-    await c.query(
-      `INSERT INTO suppressions (org_id, email_lower, reason, created_at, detail)
-       SELECT $1, ${EMAIL_SQL}, 'hard_bounce', now() - interval '10 days', 'bench seed' FROM generate_series(0, $2::int - 1) AS i WHERE ${SEED.hardBounced.sql}`,
-      [orgId, n],
-    );
-    await c.query(
-      `INSERT INTO exclusions (org_id, email_lower, reason, source, created_by, created_at)
-       SELECT $1, ${EMAIL_SQL}, 'bench seed', 'import', 'system', now() - interval '10 days' FROM generate_series(0, $2::int - 1) AS i WHERE ${SEED.excluded.sql}`,
-      [orgId, n],
-    );
-    await c.query('ANALYZE');
-    return { contactsMs, totalMs: performance.now() - t0 };
-  } finally {
-    await c.end();
-  }
+/** The seed as one SQL script (values inlined: the ids are ours), for PostgreSQL and PGlite alike. */
+function seedSql(orgId: string, audienceId: string, n: number): string {
+  const uuid = (x: string) => {
+    if (!/^[0-9a-f-]{36}$/.test(x)) throw new Error(`not a uuid: ${x}`);
+    return `'${x}'::uuid`;
+  };
+  return `
+    INSERT INTO contacts (org_id, audience_id, email, email_lower, first_name, last_name, company, job_title, marketing_authorized_at)
+    SELECT ${uuid(orgId)}, ${uuid(audienceId)}, ${EMAIL_SQL}, ${EMAIL_SQL},
+           (${sqlArray(FIRST)})[1 + i % ${FIRST.length}], (${sqlArray(LAST)})[1 + (i / 7) % ${LAST.length}],
+           (${sqlArray(COMPANY)})[1 + (i / 3) % ${COMPANY.length}], 'Engineer',
+           CASE WHEN ${SEED.consent.sql} THEN now() - interval '30 days' END
+    FROM generate_series(0, ${n - 1}) AS i;
+    INSERT INTO suppressions (org_id, email_lower, reason, created_at, detail)
+    SELECT ${uuid(orgId)}, ${EMAIL_SQL}, 'hard_bounce', now() - interval '10 days', 'bench seed' FROM generate_series(0, ${n - 1}) AS i WHERE ${SEED.hardBounced.sql};
+    INSERT INTO exclusions (org_id, email_lower, reason, source, created_by, created_at)
+    SELECT ${uuid(orgId)}, ${EMAIL_SQL}, 'bench seed', 'import', 'system', now() - interval '10 days' FROM generate_series(0, ${n - 1}) AS i WHERE ${SEED.excluded.sql};
+    ANALYZE;`;
+}
+
+/** Contact i as the seed makes it: for the naive baseline and the sample message. */
+function seededContact(i: number) {
+  return {
+    email: `person${i}@example${i % 97}.com`,
+    first_name: FIRST[i % FIRST.length]!,
+    last_name: LAST[Math.floor(i / 7) % LAST.length]!,
+    company: COMPANY[Math.floor(i / 3) % COMPANY.length]!,
+    job_title: 'Engineer',
+  };
 }
 
 // ---- the template: personalised MJML newsletter, 5 tracked links and the unsubscribe link ----
@@ -161,201 +177,192 @@ const TEMPLATE = {
   body: newsletterMjml(),
 };
 
-// ---- the benchmark ----
+// ---- one set-up: a database with the seeded audience, a campaign, the worker(s) until it completes ----
 
-export async function campaignBench() {
-  const n = int('BENCH_CONTACTS', 1_000_000);
-  const sourceMessages = int('BENCH_SOURCE_MESSAGES', 20_000);
-  const timeoutMs = int('BENCH_TIMEOUT_SECONDS', 7200) * 1000;
-  const concurrency = env.BENCH_CONCURRENCY ? int('BENCH_CONCURRENCY', 10) : null;
+interface Setup {
+  name: string;
+  label: string;
+  database: 'postgres' | 'pglite';
+  contacts: number;
+  /** worker processes (0: the worker runs inside this process) */
+  workers: number;
+}
 
-  const adminUrl = env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const dbName = `envoi_bench_campaign_${Date.now()}`;
-  const url = adminUrl.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  // PL/pgSQL time (the message_events triggers) per function in pg_stat_user_functions, this database only
-  await admin.query(`ALTER DATABASE ${dbName} SET track_functions = 'pl'`);
+type Snap = ReturnType<typeof snapshot>;
+function snapshot(workerPids: number[], sinkPid: number | undefined, dbName: string | null) {
+  return {
+    t: performance.now(),
+    wall: Date.now(),
+    workers: workerPids.map((pid) => ticksOf(pid)),
+    sink: ticksOf(sinkPid),
+    pg: dbName ? postgresBackends(dbName) : new Map<number, number>(),
+    machine: machineTicks(),
+    bench: process.cpuUsage(),
+  };
+}
 
-  const children: Child[] = [];
-  let database: Database | null = null;
+function cores(a: Snap, b: Snap) {
+  const s = (b.t - a.t) / 1000;
+  let pgTicks = 0;
+  for (const [pid, t] of b.pg) pgTicks += t - (a.pg.get(pid) ?? 0);
+  const c = (ticks: number) => ticks / CLK_TCK / s;
+  const mt = b.machine.total - a.machine.total;
+  const machine = mt > 0 ? ((b.machine.busy - a.machine.busy) / mt) * (mt / CLK_TCK / s) : NaN;
+  const bench = (b.bench.user - a.bench.user + b.bench.system - a.bench.system) / 1e6 / s;
+  const perWorker = b.workers.map((t, i) => c(t - (a.workers[i] ?? 0)));
+  const worker = perWorker.reduce((x, y) => x + y, 0);
+  const r = { seconds: s, worker, perWorker, postgres: c(pgTicks), sink: c(b.sink - a.sink), bench, machineBusy: machine, others: 0 };
+  r.others = Math.max(0, machine - r.worker - r.postgres - r.sink - bench);
+  return r;
+}
+type Cores = ReturnType<typeof cores>;
+
+const coresLine = (c: Cores, inProcess: boolean) =>
+  c.seconds < 0.5
+    ? `n/a (${fmt(c.seconds, 2)} s)`
+    : inProcess
+      ? `envoi (worker + PGlite, this process) ${fmt(c.bench, 2)}, sink ${fmt(c.sink, 2)}; others ${fmt(c.others, 2)}`
+      : `worker${c.perWorker.length > 1 ? `s ${c.perWorker.map((x) => fmt(x, 2)).join(' + ')}` : ` ${fmt(c.worker, 2)}`}, postgres ${fmt(c.postgres, 2)}, sink ${fmt(c.sink, 2)}, bench ${fmt(c.bench, 2)}; others ${fmt(c.others, 2)}`;
+
+const log = (msg: string) => console.error(`[campaign ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+/** What a set-up must undo if the bench is interrupted (a database to drop, a folder to remove). */
+const pendingCleanups = new Set<() => Promise<void>>();
+
+async function runSetup(setup: Setup, common: { sinkPort: number; sinkPid: number | undefined; concurrency: number | null; timeoutMs: number; adminUrl: string }) {
+  const n = setup.contacts;
+  const secret = randomBytes(24).toString('hex');
+  const publicUrl = 'http://127.0.0.1:8080';
+  const smtpUrl = `smtp://127.0.0.1:${common.sinkPort}`;
+  const workers: Child[] = [];
   let envoi: Envoi | null = null;
-  let poll: pg.Pool | null = null;
-  let cleaned: Promise<void> | null = null;
-  const cleanup = () =>
-    (cleaned ??= (async () => {
-      const graceMs = env.BENCH_PROFILE ? 60_000 : 8000;
-      await Promise.all(children.filter((c) => c.name !== 'smtp-sink').map((c) => stopChild(c, graceMs)));
-      await Promise.all(children.map((c) => stopChild(c)));
-      await poll?.end().catch(() => {});
-      await (envoi ? envoi.close() : database?.close())?.catch(() => {});
+  let database: Database | null = null;
+  let admin: pg.Client | null = null;
+  let dbName: string | null = null;
+  let dataDir: string | null = null;
+  let failed = false;
+  const cleanup = async () => {
+    const graceMs = env.BENCH_PROFILE ? 60_000 : 8000;
+    await Promise.all(workers.map((c) => stopChild(c, graceMs)));
+    await (envoi ? envoi.close() : database?.close())?.catch(() => {});
+    if (admin && dbName) {
       await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => console.error(`could not drop ${dbName}: ${String(e)}`));
       await admin.end().catch(() => {});
-    })());
-  const onSignal = (sig: NodeJS.Signals) => {
-    console.error(`\n${sig}: stopping the bench's processes and dropping ${dbName}`);
-    void cleanup().finally(() => process.exit(130));
+      if (failed) console.error(`dropped ${dbName}`);
+    }
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
-  const log = (msg: string) => console.error(`[campaign ${new Date().toISOString().slice(11, 19)}] ${msg}`);
-  const results: Record<string, unknown> = { contacts: n, database: 'postgres', startedAt: new Date().toISOString() };
-  const rows: Row[] = [];
-  let failed = false;
+  pendingCleanups.add(cleanup);
   try {
     // 1. the database, the organisation, the audience, N contacts
-    const secret = randomBytes(24).toString('hex');
-    const publicUrl = 'http://127.0.0.1:8080';
-    const config = { ...loadConfig({}), databaseUrl: url, secret, publicUrl };
-    database = await openPostgres(url, 4);
+    let config = { ...loadConfig({}), secret, publicUrl };
+    if (setup.database === 'postgres') {
+      dbName = `envoi_bench_campaign_${Date.now()}`;
+      const url = common.adminUrl.replace(/\/[^/?]*(\?|$)/, `/${dbName}$1`);
+      admin = new pg.Client({ connectionString: common.adminUrl });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${dbName}`);
+      // PL/pgSQL time (the message_events triggers) per function in pg_stat_user_functions, this database only
+      await admin.query(`ALTER DATABASE ${dbName} SET track_functions = 'pl'`);
+      config = { ...config, databaseUrl: url };
+      database = await openPostgres(url, 4);
+    } else {
+      dataDir = mkdtempSync(join(tmpdir(), 'envoi-bench-pglite-'));
+      config = { ...config, databaseUrl: null, dataDir, smtpUrl };
+      database = await openPGlite(dataDir);
+    }
     envoi = await createEnvoi({ config, database, logger: false }); // applies the migrations
     const ctx = envoi.ctx;
-    poll = new pg.Pool({ connectionString: url, max: 2 });
-    poll.on('error', () => {});
     const org = await orgs.createOrganisation(ctx, { name: 'Bench news', ownerEmail: 'owner@bench.example.com', ownerPassword: 'bench bench bench' });
     const key = await orgs.createApiKey(ctx, org.organisation.id, { name: 'bench', role: 'owner' });
     const p = (await orgs.authenticate(ctx, key.key))!;
     const aud = await audience.createAudience(ctx, p, 'Newsletter readers');
-    log(`seeding ${fmt(n, 0)} contacts`);
-    const seeded = await seed(url, org.organisation.id, aud.id, n);
+    log(`${setup.label}: seeding ${fmt(n, 0)} contacts`);
+    const t0 = performance.now();
+    await database.exec(seedSql(org.organisation.id, aud.id, n));
+    const seedMs = performance.now() - t0;
     const expected = expectedCounts(n);
-    results.seed = { ...seeded, shares: { consent: SEED.consent.share, excluded: SEED.excluded.share, hardBounced: SEED.hardBounced.share }, consentSeededAs: 'contacts.marketing_authorized_at set in SQL (no consent_records)', expected };
-    log(`seeded in ${fmt(seeded.totalMs / 1000, 1)} s; expected ${fmt(expected.allowed, 0)} allowed, blocked ${JSON.stringify(expected.blocked)}`);
-
-    // 2. the template and a saved view of the whole audience, through the services
     const template = await createTemplate(ctx, p, aud.id, TEMPLATE);
     const view = await createView(ctx, p, aud.id, { name: 'Everyone', filter: { and: [] } });
 
-    // One message as the worker builds it (render, tracking, compose), for the baseline's message size.
-    const sampleContact = (await audience.contactsForSending(ctx.db, org.organisation.id, [
-      (await ctx.db.selectFrom('contacts').select('id').where('audience_id', '=', aud.id).where('marketing_authorized_at', 'is not', null).limit(1).executeTakeFirstOrThrow()).id,
-    ]))[0]!;
-    const compiled = await compileTemplate({ ...TEMPLATE, text: null, tracking: true });
-    const fakeDelivery = randomUUID();
-    const unsub = unsubscribeTargets(publicUrl, secret, fakeDelivery, config.bounceDomain);
-    const rendered = render(compiled, { contact: { ...contactData(sampleContact), email: sampleContact.email }, event: null, vars: { organisation_name: 'Bench news' }, unsubscribe: unsub.url }, 'send', {
-      tracking: trackingFor(publicUrl, secret, fakeDelivery),
-    });
-    const trackedLinks = rendered.html.split(`${publicUrl}/c/`).length - 1;
-    if (trackedLinks !== ARTICLES.length) throw new Error(`the template should have ${ARTICLES.length} tracked links, the rendered HTML has ${trackedLinks}`);
-    const raw = await buildRaw(
-      composeMessage({
-        deliveryId: fakeDelivery,
-        from: { name: 'Bench news', address: config.mailFrom },
-        to: { name: `${sampleContact.first_name} ${sampleContact.last_name}`, address: sampleContact.email },
-        subject: rendered.subject,
-        html: rendered.html,
-        text: rendered.text,
-        date: new Date(),
-        bounceDomain: config.bounceDomain,
-        unsubscribe: unsub,
-      }),
-    );
-    const messageBytes = raw.length;
-    results.message = { mjmlBytes: TEMPLATE.body.length, htmlBytes: rendered.html.length, textBytes: rendered.text.length, rawBytes: messageBytes, trackedLinks };
+    // 2. the worker(s)
+    if (setup.workers > 0) {
+      const workerEnv: NodeJS.ProcessEnv = {
+        ...env,
+        DATABASE_URL: config.databaseUrl!,
+        SMTP_URL: smtpUrl,
+        ENVOI_SECRET: secret,
+        ENVOI_PUBLIC_URL: publicUrl,
+        LOG_LEVEL: 'warn',
+        NODE_ENV: 'production',
+        ...(common.concurrency ? { ENVOI_WORKER_CONCURRENCY: String(common.concurrency) } : {}),
+      };
+      delete workerEnv.ENVOI_CONFIG;
+      const prof = env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE}`] : [];
+      for (let w = 0; w < setup.workers; w++) workers.push(startChild(`envoi worker ${w + 1} (${setup.name})`, process.execPath, [...prof, 'bin/envoi.mjs', 'worker'], workerEnv));
+      for (const w of workers) await until(`${w.name} start`, 90_000, () => (w.lines.some((l) => l.startsWith('envoi worker ')) ? true : undefined), w);
+    } else {
+      startWorkerInServer(envoi);
+    }
+    const pids = workers.map((w) => w.proc.pid!);
+    const rssOf = () => (setup.workers > 0 ? pids.map((pid) => statusKb(pid, 'VmRSS')) : [statusKb(process.pid, 'VmRSS')]);
+    const idleRssKb = rssOf();
 
-    // 3. the sink and one worker process (worker + campaign scheduler)
-    const sink = await startPostfixSink(env);
-    children.push(sink.child);
-    const workerEnv: NodeJS.ProcessEnv = {
-      ...env,
-      DATABASE_URL: url,
-      SMTP_URL: `smtp://127.0.0.1:${sink.port}`,
-      ENVOI_SECRET: secret,
-      ENVOI_PUBLIC_URL: publicUrl,
-      LOG_LEVEL: 'warn',
-      NODE_ENV: 'production',
-      ...(concurrency ? { ENVOI_WORKER_CONCURRENCY: String(concurrency) } : {}),
-    };
-    delete workerEnv.ENVOI_CONFIG;
-    const prof = env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE}`] : [];
-    const worker = startChild('envoi worker', process.execPath, [...prof, 'bin/envoi.mjs', 'worker'], workerEnv);
-    children.push(worker);
-    await until('envoi worker start', 90_000, () => (worker.lines.some((l) => l.startsWith('envoi worker ')) ? true : undefined), worker);
-    const idleRssKb = statusKb(worker.proc.pid, 'VmRSS');
-
-    // 4. the SMTP limit of this machine, now: smtp-source into the same sink, messages of the same size
-    const smtpSource = async (label: string) => {
-      const m0 = machineTicks();
-      const t0 = performance.now();
-      const src = startChild(`smtp-source (${label})`, POSTFIX_TOOLS, ['smtp-source', '-s', '20', '-m', String(sourceMessages), '-l', String(messageBytes), `127.0.0.1:${sink.port}`], env);
-      children.push(src);
-      const exit = await src.exited;
-      const seconds = (performance.now() - t0) / 1000;
-      if (exit.code !== 0) throw new Error(`smtp-source exited ${exit.signal ?? exit.code}:\n${src.lines.slice(-20).join('\n')}`);
-      const m1 = machineTicks();
-      const busyCores = m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * ((m1.total - m0.total) / CLK_TCK / seconds) : NaN;
-      return { messages: sourceMessages, bytes: messageBytes, seconds, perSecond: sourceMessages / seconds, machineBusyCores: busyCores };
-    };
-    log(`baseline: smtp-source ${fmt(sourceMessages, 0)} x ${fmt(messageBytes, 0)} bytes`);
-    const before = await smtpSource('before');
-
-    // 5. the campaign: created and started through the service; the worker's scheduler picks it up
-    const snap = () => ({ t: performance.now(), wall: Date.now(), worker: ticksOf(worker.proc.pid), sink: ticksOf(sink.child.proc.pid), pg: postgresBackends(dbName), machine: machineTicks(), bench: process.cpuUsage() });
-    type Snap = ReturnType<typeof snap>;
-    const cores = (a: Snap, b: Snap) => {
-      const s = (b.t - a.t) / 1000;
-      let pgTicks = 0;
-      for (const [pid, t] of b.pg) pgTicks += t - (a.pg.get(pid) ?? 0);
-      const c = (ticks: number) => ticks / CLK_TCK / s;
-      const mt = b.machine.total - a.machine.total;
-      const machine = mt > 0 ? ((b.machine.busy - a.machine.busy) / mt) * (mt / CLK_TCK / s) : NaN;
-      const bench = (b.bench.user - a.bench.user + b.bench.system - a.bench.system) / 1e6 / s;
-      const r = { seconds: s, worker: c(b.worker - a.worker), postgres: c(pgTicks), sink: c(b.sink - a.sink), bench, machineBusy: machine, others: 0 };
-      r.others = Math.max(0, machine - r.worker - r.postgres - r.sink - bench);
-      return r;
-    };
-    type Cores = ReturnType<typeof cores>;
-    const coresLine = (c: Cores) =>
-      c.seconds < 0.5 ? `n/a (${fmt(c.seconds, 2)} s)` : `worker ${fmt(c.worker, 2)}, postgres ${fmt(c.postgres, 2)}, sink ${fmt(c.sink, 2)}, bench ${fmt(c.bench, 2)}; others ${fmt(c.others, 2)}`;
-
+    // 3. the campaign: created and started through the service; a scheduler picks it up
     const plpgsql = async () =>
-      new Map(
-        (await poll!.query('SELECT funcname, calls, total_time FROM pg_stat_user_functions')).rows.map((r: { funcname: string; calls: string; total_time: number }) => [
-          r.funcname as string,
-          { calls: Number(r.calls), ms: Number(r.total_time) },
-        ]),
-      );
+      setup.database === 'postgres'
+        ? new Map(
+            (await sql<{ funcname: string; calls: string; total_time: number }>`SELECT funcname, calls, total_time FROM pg_stat_user_functions`.execute(ctx.db)).rows.map((r) => [
+              r.funcname,
+              { calls: Number(r.calls), ms: Number(r.total_time) },
+            ]),
+          )
+        : new Map<string, { calls: number; ms: number }>();
     const f0 = await plpgsql();
-    log('starting the campaign');
-    const s0 = snap();
+    // With the worker in this process, how long its event loop is held (PGlite runs queries on it).
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    log(`${setup.label}: starting the campaign (${fmt(expected.allowed, 0)} to send)`);
+    const s0 = snapshot(pids, common.sinkPid, dbName);
     const created = await createCampaign(ctx, p, aud.id, { name: 'Spring news', template_id: template.id, target: { view_id: view.id }, start: true });
-    let peakRssKb = 0;
+    const peakRssKb = idleRssKb.map(() => 0);
     let resolvedAt: Date | null = null;
     let sResolved: Snap | null = null;
     let startedAt: Date | null = null;
     let messageId: string | null = null;
     let lastProgress = performance.now();
-    const rssSamples: { s: number; rssMB: number }[] = [];
-    const deadline = Date.now() + timeoutMs;
+    const rssSamples: { s: number; rssMB: number[] }[] = [];
+    const deadline = Date.now() + common.timeoutMs;
     for (;;) {
-      assertAlive([worker, sink.child]);
-      const r = (await poll.query('SELECT status, started_at, updated_at, message_id, last_error FROM campaigns WHERE id = $1', [created.id])).rows[0];
-      const rss = statusKb(worker.proc.pid, 'VmRSS');
-      if (rss > peakRssKb) peakRssKb = rss;
+      assertAlive(workers);
+      const r = (await sql<{ status: string; started_at: Date | null; updated_at: Date; message_id: string | null; last_error: string | null }>`
+        SELECT status, started_at, updated_at, message_id, last_error FROM campaigns WHERE id = ${created.id}`.execute(ctx.db)).rows[0]!;
+      const rss = rssOf();
+      rss.forEach((kb, i) => (peakRssKb[i] = Math.max(peakRssKb[i]!, kb)));
       startedAt ??= r.started_at;
       messageId ??= r.message_id;
       if (!resolvedAt && (r.status === 'sending' || r.status === 'completed')) {
         // the scheduler's last write of the resolution sets status 'sending' and updated_at
-        resolvedAt = r.status === 'sending' ? r.updated_at : (await poll.query('SELECT max(created_at) AS t FROM deliveries WHERE message_id = $1', [r.message_id])).rows[0].t;
-        sResolved = snap();
-        log(`recipients resolved: ${fmt((resolvedAt!.getTime() - startedAt!.getTime()) / 1000, 1)} s after the scheduler took the campaign; worker RSS ${fmt(rss / 1024, 0)} MB`);
+        resolvedAt =
+          r.status === 'sending' ? r.updated_at : (await sql<{ t: Date }>`SELECT max(created_at) AS t FROM deliveries WHERE message_id = ${r.message_id}`.execute(ctx.db)).rows[0]!.t;
+        sResolved = snapshot(pids, common.sinkPid, dbName);
+        log(`${setup.label}: recipients resolved ${fmt((resolvedAt.getTime() - startedAt!.getTime()) / 1000, 1)} s after the scheduler took the campaign`);
       }
       if (r.status === 'completed') break;
       if (r.status === 'paused' || r.status === 'cancelled') throw new Error(`the campaign stopped (${r.status}): ${r.last_error}`);
-      if (Date.now() > deadline) throw new Error(`the campaign did not complete within ${timeoutMs / 1000} s (status ${r.status})`);
+      if (Date.now() > deadline) throw new Error(`the campaign did not complete within ${common.timeoutMs / 1000} s (status ${r.status})`);
       if (performance.now() - lastProgress > 5000 && messageId) {
         lastProgress = performance.now();
-        const st = (await poll.query('SELECT status, count(*)::int AS n FROM deliveries WHERE message_id = $1 GROUP BY 1', [messageId])).rows;
-        rssSamples.push({ s: (performance.now() - s0.t) / 1000, rssMB: rss / 1024 });
-        log(`${r.status}: ${st.map((x: { status: string; n: number }) => `${x.status} ${x.n}`).join(', ')}; worker RSS ${fmt(rss / 1024, 0)} MB`);
+        const st = (await sql<{ status: string; n: number }>`SELECT status, count(*)::int AS n FROM deliveries WHERE message_id = ${messageId} GROUP BY 1`.execute(ctx.db)).rows;
+        rssSamples.push({ s: (performance.now() - s0.t) / 1000, rssMB: rss.map((kb) => kb / 1024) });
+        log(`${setup.label} ${r.status}: ${st.map((x) => `${x.status} ${x.n}`).join(', ')}; RSS ${rss.map((kb) => `${fmt(kb / 1024, 0)} MB`).join(' + ')}`);
       }
-      await new Promise((res) => setTimeout(res, 200));
+      await new Promise((res) => setTimeout(res, setup.workers > 0 ? 200 : 500));
     }
-    const s2 = snap();
-    const hwmKb = statusKb(worker.proc.pid, 'VmHWM');
+    const s2 = snapshot(pids, common.sinkPid, dbName);
+    loopDelay.disable();
+    // In this process VmHWM would include the set-ups run before: its peak is the sampled one.
+    const hwmKb = setup.workers > 0 ? pids.map((pid) => statusKb(pid, 'VmHWM')) : peakRssKb;
     await new Promise((res) => setTimeout(res, 1100)); // PostgreSQL flushes its statistics at most once a second
     const f1 = await plpgsql();
     const plpgsqlMs = Object.fromEntries(
@@ -364,21 +371,16 @@ export async function campaignBench() {
         .filter(([, v]) => v.calls > 0)
         .sort((a, b) => b[1].ms - a[1].ms),
     );
-    const endRssKb = statusKb(worker.proc.pid, 'VmRSS');
-    log('campaign completed');
+    log(`${setup.label}: campaign completed`);
 
-    // 6. what the deliveries say
-    const byRule = (await poll.query('SELECT status, rule, count(*)::int AS n FROM deliveries WHERE message_id = $1 GROUP BY 1, 2', [messageId])).rows as { status: string; rule: string | null; n: number }[];
+    // 4. what the deliveries say
+    const byRule = (await sql<{ status: string; rule: string | null; n: number }>`SELECT status, rule, count(*)::int AS n FROM deliveries WHERE message_id = ${messageId} GROUP BY 1, 2`.execute(ctx.db)).rows;
     const st = (
-      await poll.query(
-        `SELECT count(*)::int AS deliveries, count(*) FILTER (WHERE status = 'sent')::int AS sent, min(sent_at) AS first_sent, max(sent_at) AS last_sent,
-                count(*) FILTER (WHERE status = 'sent' AND sent_at <= $2)::int AS sent_while_resolving,
-                min(created_at) AS first_written, max(created_at) AS last_written
-         FROM deliveries WHERE message_id = $1`,
-        [messageId, resolvedAt],
-      )
-    ).rows[0];
-    const camp = (await poll.query('SELECT created_at, started_at, completed_at FROM campaigns WHERE id = $1', [created.id])).rows[0];
+      await sql<{ deliveries: number; sent: number; first_sent: Date; last_sent: Date; sent_while_resolving: number }>`
+        SELECT count(*)::int AS deliveries, count(*) FILTER (WHERE status = 'sent')::int AS sent, min(sent_at) AS first_sent, max(sent_at) AS last_sent,
+               count(*) FILTER (WHERE status = 'sent' AND sent_at <= ${resolvedAt})::int AS sent_while_resolving
+        FROM deliveries WHERE message_id = ${messageId}`.execute(ctx.db)
+    ).rows[0]!;
     const statusCounts: Record<string, number> = {};
     const blocked: Partial<Record<RuleCode, number>> = {};
     for (const r of byRule) {
@@ -391,87 +393,230 @@ export async function campaignBench() {
     for (const rule of RULE_ORDER) if ((blocked[rule] ?? 0) !== (expected.blocked[rule] ?? 0)) mismatches.push(`${rule}: ${blocked[rule] ?? 0}, expected ${expected.blocked[rule] ?? 0}`);
     for (const [status, k] of Object.entries(statusCounts)) if (status !== 'sent' && status !== 'blocked') mismatches.push(`${k} deliveries ended ${status}`);
 
-    // 7. the SMTP limit again, after (the machine is shared: the two runs bracket the campaign)
-    const after = await smtpSource('after');
-    const sourceRate = (before.perSecond + after.perSecond) / 2;
-
     const sendSeconds = (st.last_sent.getTime() - st.first_sent.getTime()) / 1000;
-    const sendRate = st.sent / sendSeconds;
-    const resolveSeconds = (resolvedAt!.getTime() - startedAt!.getTime()) / 1000;
-    const pickupSeconds = (startedAt!.getTime() - s0.wall) / 1000;
-    const totalSeconds = (st.last_sent.getTime() - s0.wall) / 1000;
-    const resolving = cores(s0, sResolved!);
-    const sending = cores(sResolved!, s2);
     const whole = cores(s0, s2);
     const cpuMsPer = (c: number) => (st.sent ? (c * whole.seconds * 1000) / st.sent : NaN);
-    Object.assign(results, {
-      concurrency: concurrency ?? 'worker default (ENVOI_WORKER_CONCURRENCY, 10)',
-      campaign: { id: created.id, createdAt: camp.created_at, startedAt: camp.started_at, resolvedAt, completedAt: camp.completed_at, firstSent: st.first_sent, lastSent: st.last_sent },
-      resolution: { seconds: resolveSeconds, deliveryRowsPerSecond: n / resolveSeconds, schedulerPickupSeconds: pickupSeconds, sentWhileResolving: st.sent_while_resolving },
-      sending: { sent: st.sent, seconds: sendSeconds, messagesPerSecond: sendRate, fromCampaignStartSeconds: totalSeconds, messagesPerSecondFromStart: st.sent / totalSeconds },
+    const warnings = workers.flatMap((w) => w.lines.filter((l) => /"level":"(warn|error)"/.test(l)));
+    return {
+      ...setup,
+      seedSeconds: seedMs / 1000,
+      resolution: {
+        seconds: (resolvedAt!.getTime() - startedAt!.getTime()) / 1000,
+        deliveryRowsPerSecond: n / ((resolvedAt!.getTime() - startedAt!.getTime()) / 1000),
+        schedulerPickupSeconds: (startedAt!.getTime() - s0.wall) / 1000,
+        sentWhileResolving: st.sent_while_resolving,
+      },
+      sending: { sent: st.sent, seconds: sendSeconds, messagesPerSecond: st.sent / sendSeconds, fromCampaignStartSeconds: (st.last_sent.getTime() - s0.wall) / 1000 },
       policy: { statusCounts, blockedByRule: blocked, expected, match: mismatches.length === 0, mismatches },
-      workerMemory: { idleRssMB: idleRssKb / 1024, peakRssMB_VmHWM: hwmKb / 1024, peakRssMB_sampled: peakRssKb / 1024, endRssMB: endRssKb / 1024, samples: rssSamples },
-      cpuCores: { resolving, sending, whole },
-      cpuMsPerSentMessage: { worker: cpuMsPer(whole.worker), postgres: cpuMsPer(whole.postgres), sink: cpuMsPer(whole.sink) },
-      smtpSource: { before, after },
+      memory: { idleRssMB: idleRssKb.map((kb) => kb / 1024), peakRssMB_VmHWM: hwmKb.map((kb) => kb / 1024), peakRssMB_sampled: peakRssKb.map((kb) => kb / 1024), samples: rssSamples },
+      cpuCores: { resolving: cores(s0, sResolved!), sending: cores(sResolved!, s2), whole },
+      cpuMsPerSentMessage: { workers: cpuMsPer(setup.workers > 0 ? whole.worker : whole.bench), postgres: cpuMsPer(whole.postgres), sink: cpuMsPer(whole.sink) },
       plpgsqlMs,
-    });
+      // this process's event loop: the worker's, when it runs here
+      eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
+      workerWarnings: warnings.length,
+      firstWarnings: warnings.slice(0, 5),
+    };
+  } catch (e) {
+    failed = true;
+    for (const c of workers) console.error(`\n--- last lines of ${c.name} ---\n${c.lines.slice(-20).join('\n')}`);
+    throw e;
+  } finally {
+    pendingCleanups.delete(cleanup);
+    await cleanup();
+  }
+}
+type SetupResult = Awaited<ReturnType<typeof runSetup>>;
 
+// ---- the naive baseline: a loop over nodemailer, one SMTP connection ----
+
+async function naiveLoop(messages: number, sinkPort: number) {
+  const compiled = await compileTemplate({ ...TEMPLATE, text: null, tracking: true });
+  const secret = randomBytes(24).toString('hex');
+  const publicUrl = 'http://127.0.0.1:8080';
+  const bounceDomain = 'bounces.bench.example';
+  const transporter = nodemailer.createTransport({ host: '127.0.0.1', port: sinkPort, pool: true, maxConnections: 1, maxMessages: Infinity });
+  const allowed: number[] = [];
+  for (let i = 0; allowed.length < messages; i++) if (!SEED.hardBounced.js(i) && !SEED.excluded.js(i) && SEED.consent.js(i)) allowed.push(i);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  try {
+    for (const i of allowed) {
+      const contact = seededContact(i);
+      const deliveryId = randomUUID();
+      const unsub = unsubscribeTargets(publicUrl, secret, deliveryId, bounceDomain);
+      const r = render(compiled, { contact, event: null, vars: { organisation_name: 'Bench news' }, unsubscribe: unsub.url }, 'send', { tracking: trackingFor(publicUrl, secret, deliveryId) });
+      await transporter.sendMail({
+        from: { name: 'Bench news', address: 'news@bench.example' },
+        to: { name: `${contact.first_name} ${contact.last_name}`, address: contact.email },
+        subject: r.subject,
+        html: r.html,
+        text: r.text,
+        messageId: `<${deliveryId}@${bounceDomain}>`,
+        headers: { 'List-Unsubscribe': `<${unsub.url}>, <${unsub.mailto}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
+        envelope: { from: `bounce+${deliveryId}@${bounceDomain}`, to: [contact.email] },
+      });
+    }
+  } finally {
+    transporter.close();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
+  return { messages: allowed.length, seconds, messagesPerSecond: allowed.length / seconds, cpuMsPerMessage: (cpu.user + cpu.system) / 1000 / allowed.length };
+}
+
+// ---- the benchmark ----
+
+export async function campaignBench() {
+  const n = int('BENCH_CONTACTS', 1_000_000);
+  const pgliteN = int('BENCH_PGLITE_CONTACTS', Math.min(n, 100_000));
+  const sourceMessages = int('BENCH_SOURCE_MESSAGES', 20_000);
+  const naiveMessages = int('BENCH_NAIVE_MESSAGES', 5000);
+  const timeoutMs = int('BENCH_TIMEOUT_SECONDS', 7200) * 1000;
+  const concurrency = env.BENCH_CONCURRENCY ? int('BENCH_CONCURRENCY', 10) : null;
+  const wanted = new Set((env.BENCH_SETUPS ?? 'pg2,pg1,pglite,naive').split(',').map((x) => x.trim()));
+  for (const w of wanted) if (!['pg1', 'pg2', 'pglite', 'naive'].includes(w)) throw new Error(`BENCH_SETUPS: unknown set-up "${w}" (pg1, pg2, pglite, naive)`);
+  const adminUrl = env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+  let sinkChild: Child | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    console.error(`\n${sig}: stopping the bench's processes, dropping its databases`);
+    for (const c of benchChildren) if (alive(c)) c.proc.kill('SIGKILL');
+    void Promise.race([Promise.all([...pendingCleanups].map((c) => c().catch(() => {}))), new Promise((r) => setTimeout(r, 15_000))]).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const results: Record<string, unknown> = { contacts: n, pgliteContacts: pgliteN, startedAt: new Date().toISOString(), concurrency: concurrency ?? 'worker default (ENVOI_WORKER_CONCURRENCY, 10)' };
+  try {
+    // The message as the worker builds it (render, skeleton, compose), for the baseline's message size.
+    const compiled = await compileTemplate({ ...TEMPLATE, text: null, tracking: true });
+    const publicUrl = 'http://127.0.0.1:8080';
+    const secret = randomBytes(24).toString('hex');
+    const fakeDelivery = randomUUID();
+    const unsub = unsubscribeTargets(publicUrl, secret, fakeDelivery, 'localhost');
+    const contact = seededContact(0);
+    const data = { contact, event: null, vars: { organisation_name: 'Bench news' }, unsubscribe: unsub.url };
+    const rendered = render(compiled, data, 'send');
+    const html = encodeHtml(compiled, await skeletonOf(compiled), data, rendered, trackingFor(publicUrl, secret, fakeDelivery));
+    if (html.links.length !== ARTICLES.length) throw new Error(`the template should have ${ARTICLES.length} tracked links, the message has ${html.links.length}`);
+    const raw = composeMessage({
+      deliveryId: fakeDelivery,
+      from: { name: 'Bench news', address: 'no-reply@localhost' },
+      to: { name: `${contact.first_name} ${contact.last_name}`, address: contact.email },
+      subject: rendered.subject,
+      html,
+      text: rendered.text,
+      date: new Date(),
+      bounceDomain: 'localhost',
+      unsubscribe: unsub,
+    }).raw;
+    const messageBytes = raw.length;
+    results.message = { mjmlBytes: TEMPLATE.body.length, htmlBytes: rendered.html.length, textBytes: rendered.text.length, rawBytes: messageBytes, trackedLinks: html.links.length, splicedFromSkeleton: html.spliced };
+
+    const sink = await startPostfixSink(env);
+    sinkChild = sink.child;
+    const smtpSource = async (label: string) => {
+      const m0 = machineTicks();
+      const t0 = performance.now();
+      const src = startChild(`smtp-source (${label})`, POSTFIX_TOOLS, ['smtp-source', '-s', '20', '-m', String(sourceMessages), '-l', String(messageBytes), `127.0.0.1:${sink.port}`], env);
+      const exit = await src.exited;
+      const seconds = (performance.now() - t0) / 1000;
+      if (exit.code !== 0) throw new Error(`smtp-source exited ${exit.signal ?? exit.code}:\n${src.lines.slice(-20).join('\n')}`);
+      const m1 = machineTicks();
+      const busyCores = m1.total > m0.total ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * ((m1.total - m0.total) / CLK_TCK / seconds) : NaN;
+      return { messages: sourceMessages, bytes: messageBytes, seconds, perSecond: sourceMessages / seconds, machineBusyCores: busyCores };
+    };
+    log(`the SMTP limit: smtp-source ${fmt(sourceMessages, 0)} x ${fmt(messageBytes, 0)} bytes`);
+    const before = await smtpSource('before');
+    log(`smtp-source: ${fmt(before.perSecond, 0)} msg/s`);
+
+    const common = { sinkPort: sink.port, sinkPid: sink.child.proc.pid, concurrency, timeoutMs, adminUrl };
+    const setups: Setup[] = [
+      // The target (2 processes) first, while the machine is as it was for smtp-source.
+      { name: 'pg2', label: 'PostgreSQL, 2 worker processes', database: 'postgres', contacts: n, workers: 2 },
+      { name: 'pg1', label: 'PostgreSQL, 1 worker process', database: 'postgres', contacts: n, workers: 1 },
+      { name: 'pglite', label: 'PGlite, worker in the process', database: 'pglite', contacts: pgliteN, workers: 0 },
+    ];
+    const done: SetupResult[] = [];
+    for (const setup of setups.filter((s) => wanted.has(s.name))) done.push(await runSetup(setup, common));
+    let naive: Awaited<ReturnType<typeof naiveLoop>> | null = null;
+    if (wanted.has('naive')) {
+      log(`naive baseline: ${fmt(naiveMessages, 0)} messages, nodemailer, one connection`);
+      naive = await naiveLoop(naiveMessages, sink.port);
+    }
+    const after = await smtpSource('after');
+    const limit = (before.perSecond + after.perSecond) / 2;
+    Object.assign(results, { smtpSource: { before, after, limit }, setups: done, naive });
+
+    // ---- the table ----
+    const rows: Row[] = [
+      {
+        measure: 'the SMTP limit: smtp-source -s 20 into smtp-sink, same message size',
+        value: `${fmt(limit, 0)} msg/s`,
+        baseline: `${fmt(before.perSecond, 0)} before, ${fmt(after.perSecond, 0)} after; ${fmt(messageBytes, 0)} bytes (MJML ${fmt(TEMPLATE.body.length, 0)} B, HTML ${fmt(rendered.html.length, 0)} B, ${ARTICLES.length} tracked links)`,
+        ratio: '1',
+      },
+    ];
     const blockedLine = (b: Partial<Record<RuleCode, number>>) =>
       RULE_ORDER.filter((r) => b[r])
         .map((r) => `${r} ${fmt(b[r]!, 0)}`)
         .join(', ');
-    rows.push(
-      { measure: `seed: ${fmt(n, 0)} contacts + suppressions + exclusions (SQL)`, value: `${fmt(seeded.totalMs / 1000, 1)} s`, baseline: 'consent = contacts.marketing_authorized_at set in SQL, no ledger records' },
-      { measure: 'message (MJML, 5 tracked links, personalised)', value: `${fmt(messageBytes, 0)} bytes raw`, baseline: `MJML source ${fmt(TEMPLATE.body.length, 0)} B, HTML ${fmt(rendered.html.length, 0)} B` },
-      { measure: 'scheduler pick-up (created -> taken)', value: `${fmt(pickupSeconds, 1)} s`, baseline: 'scheduler polls every 1 s' },
-      {
-        measure: `resolve recipients + write ${fmt(n, 0)} delivery rows`,
-        value: `${fmt(resolveSeconds, 1)} s (${fmt(n / resolveSeconds, 0)} rows/s)`,
-        baseline: `${fmt(st.sent_while_resolving, 0)} sent meanwhile`,
-      },
-      {
-        measure: `sent, first to last sent_at (${fmt(st.sent, 0)} messages)`,
-        value: `${fmt(sendRate, 0)} msg/s in ${fmt(sendSeconds, 1)} s`,
-        baseline: `smtp-source ${fmt(sourceRate, 0)} msg/s (${fmt(before.perSecond, 0)} before, ${fmt(after.perSecond, 0)} after)`,
-        ratio: `${fmt(sendRate / sourceRate, 3)} of SMTP limit`,
-        target: '',
-      },
-      { measure: 'campaign created -> last message sent', value: `${fmt(totalSeconds, 1)} s (${fmt(st.sent / totalSeconds, 0)} msg/s)` },
-      {
-        measure: 'policy counts (deliveries table)',
-        value: `${fmt(st.sent, 0)} sent; blocked: ${blockedLine(blocked)}`,
-        baseline: `expected ${fmt(expected.allowed, 0)}; ${blockedLine(expected.blocked)}`,
-        ratio: mismatches.length ? 'MISMATCH' : 'exact',
-      },
-      { measure: 'worker peak RSS (VmHWM)', value: `${fmt(hwmKb / 1024, 0)} MB`, baseline: `idle ${fmt(idleRssKb / 1024, 0)} MB, at the end ${fmt(endRssKb / 1024, 0)} MB` },
-      { measure: 'CPU cores while resolving', value: coresLine(resolving), baseline: `machine busy ${fmt(resolving.machineBusy, 2)} of 2` },
-      { measure: 'CPU cores while sending only', value: coresLine(sending), baseline: `machine busy ${fmt(sending.machineBusy, 2)} of 2` },
-      {
-        measure: 'PL/pgSQL (triggers), whole campaign',
-        value:
-          Object.entries(plpgsqlMs)
-            .slice(0, 3)
-            .map(([name, v]) => `${name} ${fmt(v.ms / 1000, 1)} s (${fmt(v.calls, 0)} calls)`)
-            .join(', ') || 'none',
-        baseline: `postgres CPU ${fmt(whole.postgres * whole.seconds, 1)} s`,
-      },
-      { measure: 'CPU ms per sent message: worker / postgres / sink', value: `${fmt(cpuMsPer(whole.worker), 2)} / ${fmt(cpuMsPer(whole.postgres), 2)} / ${fmt(cpuMsPer(whole.sink), 3)}` },
-    );
-    printTable(`Campaign: ${fmt(n, 0)} contacts, PostgreSQL, 1 envoi worker process, postfix smtp-sink (${new Date().toISOString()})`, rows);
+    for (const r of done) {
+      const inProcess = r.workers === 0;
+      const rate = r.sending.messagesPerSecond;
+      const rssTarget = r.memory.peakRssMB_VmHWM.every((mb) => mb < 512) ? 'met' : 'NOT met';
+      rows.push(
+        { measure: `**${r.label}**, ${fmt(r.contacts, 0)} contacts: seed (SQL)`, value: `${fmt(r.seedSeconds, 1)} s` },
+        {
+          measure: `resolve recipients + write ${fmt(r.contacts, 0)} delivery rows`,
+          value: `${fmt(r.resolution.seconds, 1)} s (${fmt(r.resolution.deliveryRowsPerSecond, 0)} rows/s)`,
+          baseline: `${fmt(r.resolution.sentWhileResolving, 0)} sent meanwhile; scheduler pick-up ${fmt(r.resolution.schedulerPickupSeconds, 1)} s`,
+        },
+        {
+          measure: `sent, first to last sent_at (${fmt(r.sending.sent, 0)} messages)`,
+          value: `${fmt(rate, 0)} msg/s in ${fmt(r.sending.seconds, 1)} s`,
+          baseline: `campaign created -> last sent ${fmt(r.sending.fromCampaignStartSeconds, 1)} s`,
+          ratio: `${fmt(rate / limit, 3)} of the SMTP limit`,
+          target: r.workers === 2 ? (rate / limit >= 0.5 ? '>= 0.5: met' : '>= 0.5: NOT met') : '',
+        },
+        {
+          measure: 'policy counts (deliveries table)',
+          value: `${fmt(r.sending.sent, 0)} sent; blocked: ${blockedLine(r.policy.blockedByRule)}`,
+          baseline: `expected ${fmt(r.policy.expected.allowed, 0)}; ${blockedLine(r.policy.expected.blocked)}`,
+          ratio: r.policy.match ? 'exact' : 'MISMATCH',
+        },
+        {
+          measure: inProcess ? 'peak RSS of the process (worker + PGlite; sampled)' : `peak RSS (VmHWM) per worker process`,
+          value: r.memory.peakRssMB_VmHWM.map((mb) => `${fmt(mb, 0)} MB`).join(' + '),
+          baseline: `idle ${r.memory.idleRssMB.map((mb) => `${fmt(mb, 0)} MB`).join(' + ')}`,
+          target: inProcess ? '' : `< 512 MB: ${rssTarget}`,
+        },
+        { measure: 'CPU cores while sending only', value: coresLine(r.cpuCores.sending, inProcess), baseline: `machine busy ${fmt(r.cpuCores.sending.machineBusy, 2)} of 2` },
+        ...(inProcess ? [{ measure: 'event loop delay of the process (worker + PGlite)', value: `p50 ${fmt(r.eventLoopDelayMs.p50, 0)} ms, p99 ${fmt(r.eventLoopDelayMs.p99, 0)} ms, max ${fmt(r.eventLoopDelayMs.max, 0)} ms` }] : []),
+        {
+          measure: `CPU ms per sent message: ${inProcess ? 'envoi process' : 'workers'} / postgres / sink`,
+          value: `${fmt(r.cpuMsPerSentMessage.workers, 2)} / ${inProcess ? '(inside)' : fmt(r.cpuMsPerSentMessage.postgres, 2)} / ${fmt(r.cpuMsPerSentMessage.sink, 3)}`,
+          baseline: inProcess ? '' : `PL/pgSQL: ${Object.entries(r.plpgsqlMs).slice(0, 2).map(([name, v]) => `${name} ${fmt(v.ms / 1000, 1)} s (${fmt(v.calls, 0)} calls)`).join(', ') || 'none'}`,
+        },
+      );
+    }
+    if (naive) {
+      rows.push({
+        measure: `**naive baseline**: render + nodemailer, one SMTP connection (${fmt(naive.messages, 0)} messages)`,
+        value: `${fmt(naive.messagesPerSecond, 0)} msg/s`,
+        baseline: `${fmt(naive.cpuMsPerMessage, 2)} ms CPU per message`,
+        ratio: `${fmt(naive.messagesPerSecond / limit, 3)} of the SMTP limit`,
+      });
+      for (const r of done) rows.push({ measure: `${r.label} / naive baseline`, value: `${fmt(r.sending.messagesPerSecond / naive.messagesPerSecond, 1)}x` });
+    }
+    printTable(`Campaign: ${fmt(n, 0)} contacts (PGlite ${fmt(pgliteN, 0)}), postfix smtp-sink (${new Date().toISOString()})`, rows);
     writeResults('campaign', results);
-    if (mismatches.length) throw new Error(`policy counts differ from the seeded expectation:\n  ${mismatches.join('\n  ')}`);
-    const warnings = worker.lines.filter((l) => /"level":"(warn|error)"/.test(l));
-    if (warnings.length) console.error(`\n${warnings.length} warning/error log lines from the worker; first ones:\n${warnings.slice(0, 5).join('\n')}`);
-    if (!alive(worker)) throw new Error('the worker exited before the end');
-  } catch (e) {
-    failed = true;
-    for (const c of children) console.error(`\n--- last lines of ${c.name} ---\n${c.lines.slice(-20).join('\n')}`);
-    throw e;
+    const bad = done.filter((r) => !r.policy.match);
+    if (bad.length) throw new Error(`policy counts differ from the seeded expectation:\n  ${bad.map((r) => `${r.label}: ${r.policy.mismatches.join('; ')}`).join('\n  ')}`);
+    for (const r of done) if (r.workerWarnings) console.error(`\n${r.label}: ${r.workerWarnings} warning/error log lines from the workers; first ones:\n${r.firstWarnings.join('\n')}`);
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
-    await cleanup();
-    if (failed) console.error(`dropped ${dbName}`);
+    if (sinkChild) await stopChild(sinkChild);
   }
 }

@@ -1,13 +1,19 @@
 /**
  * Template rendering: compile once per template version and render per recipient, versus
- * compiling for every recipient. Run: npx tsx bench/render.bench.ts  (not part of the tests)
+ * compiling for every recipient; then the whole message per recipient, MIME included, built by
+ * nodemailer's composer versus spliced from the version's skeleton.
+ * Run: npx tsx bench/render.bench.ts  (not part of the tests)
  *
  * Two 9 KB shapes in HTML and MJML: a typical mail (static text, ~25 personalised outputs, a
  * condition, a loop), and a dense one (~5 outputs in every paragraph, ~300 in all) where the
  * per-output cost of Liquid (a few microseconds) dominates.
  */
 import { performance } from 'node:perf_hooks';
+import MailComposer from 'nodemailer/lib/mail-composer';
 import { compileTemplate, render, type RenderData, type TemplateSource } from '../src/mail/render.ts';
+import { composeMessage } from '../src/mail/compose.ts';
+import { encodeHtml, skeletonOf } from '../src/mail/mime-skeleton.ts';
+import { trackingFor } from '../src/mail/tracking-tokens.ts';
 import { fmt, printTable, type Row } from './support.ts';
 
 const STATIC =
@@ -82,3 +88,45 @@ for (const [name, source] of Object.entries(sources)) {
   rows.push({ measure: `${name}: + link tracking and open pixel`, value: `${fmt(tracked, 0)} renders/s` });
 }
 printTable('Template rendering (one core, sync render of subject, preheader, HTML and text)', rows);
+
+// ---- the whole message per recipient: render, track, MIME ----
+// nodemailer's MailComposer per recipient (what the worker did before) against the skeleton of the
+// template version spliced with the recipient's parts (src/mail/mime-skeleton.ts + compose.ts).
+// CPU time per message, so that what else runs on the machine counts less.
+
+const cpuRate = async (n: number, fn: (i: number) => unknown) => {
+  for (let i = 0; i < 50; i++) await fn(i);
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) await fn(i);
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n; // microseconds
+};
+
+const mimeRows: Row[] = [];
+for (const [name, source] of Object.entries(sources).filter(([k]) => k.includes('typical'))) {
+  const compiled = await compileTemplate(source);
+  const skeleton = await skeletonOf(compiled);
+  const secret = 'bench-secret-'.repeat(4);
+  const message = async (i: number, composer: 'nodemailer' | 'skeleton') => {
+    const delivery = `0b8e4a4e-3f1c-4a8c-9d2c-${String(i % 1e12).padStart(12, '0')}`;
+    const data = { ...recipient(i), unsubscribe: `https://envoi.example/u/${delivery}` };
+    const tracking = trackingFor('https://envoi.example', secret, delivery);
+    const base = { deliveryId: delivery, from: { name: 'News', address: 'news@example.org' }, to: { name: 'Ada Lovelace', address: `person${i}@example.com` }, date: new Date(), bounceDomain: 'bounces.example.org' };
+    if (composer === 'nodemailer') {
+      const r = render(compiled, data, 'send', { tracking });
+      return new MailComposer({ from: base.from, to: base.to, subject: r.subject, html: r.html, text: r.text, messageId: `<${delivery}@bounces.example.org>`, date: base.date, newline: 'win' }).compile().build();
+    }
+    const r = render(compiled, data, 'send');
+    return composeMessage({ ...base, subject: r.subject, html: encodeHtml(compiled, skeleton, data, r, tracking), text: r.text }).raw;
+  };
+  const before = await cpuRate(2000, (i) => message(i, 'nodemailer'));
+  const after = await cpuRate(5000, (i) => message(i, 'skeleton'));
+  const bytes = ((await message(1, 'skeleton')) as Buffer).length;
+  mimeRows.push({
+    measure: `${name}: render + tracking + MIME, per recipient (${fmt(bytes, 0)} bytes)`,
+    value: `${fmt(after, 0)} us CPU (skeleton ${skeleton ? 'spliced' : 'none'})`,
+    baseline: `${fmt(before, 0)} us CPU with nodemailer's MailComposer`,
+    ratio: `${fmt(before / after)}x`,
+  });
+}
+printTable('Whole message per recipient (CPU time per message)', mimeRows);

@@ -3,22 +3,31 @@
 // sending to an SMTP sink in a process of its own (postfix's smtp-sink, or a smtp-server script), and
 // autocannon in this process. Each request is a distinct recipient (a pre-created contact) and a
 // distinct idempotency key; the template is personalised (subject and body) and has a tracked link.
-// For each load (300/s, 1,000/s, then as fast as it goes), the same server's GET /healthz is loaded
-// first with the same connections and rate: the no-op route is the baseline every figure is a ratio of.
+// For each load (300/s, 1,000/s, then as fast as it goes), two baselines are measured first with the
+// same connections and rate: the same server's GET /healthz (the no-op route), and pgbench running a
+// single-row INSERT (autocommit: one durable commit per row) on the same database. Every accept is
+// committed before its 202, so accepted/s is compared with both.
 // After each load the bench waits for the queue to drain, then reads accept -> SMTP hand-off
 // (deliveries.sent_at - created_at) from the database.
-// Last, the workers are paused (SIGSTOP) while the API queues as fast as it can, then resumed with the
-// API idle: their hand-off rate on a backlog is the capacity the API would meet next.
-// Also measured: the statements one accepted message costs (counted in this process through the same
-// service code), raw PostgreSQL round trips and hot-row upserts (one API key's rate counter), CPU per
-// process from /proc, and PL/pgSQL trigger time (track_functions on the bench database).
-//   npm run bench -- triggered                   (about 4 minutes; BENCH_SECONDS=5 for about 2)
-//   BENCH_SECONDS=15       each load and each baseline      BENCH_CONNECTIONS=50   autocannon connections
-//   BENCH_WORKERS=2        `envoi worker` processes          BENCH_RATES=300,1000,max
+// Last, the workers are paused (SIGSTOP): healthz, pgbench and the API are loaded as fast as they go
+// with nothing else running (the API alone, and how many messages share each write transaction),
+// then the workers are resumed with the API idle: their hand-off rate on that backlog is the capacity
+// the API would meet next.
+// Also measured: the statements one accepted message costs, alone and with `connections` requests at
+// once (counted in this process through the same service code), raw PostgreSQL round trips and
+// hot-row upserts, CPU per process from /proc, and PL/pgSQL trigger time (track_functions on the bench
+// database).
+//   npm run bench -- triggered                   (about 5 minutes; BENCH_SECONDS=5 for about 2)
+//   BENCH_SECONDS=15       each load and each baseline      BENCH_CONNECTIONS=50   autocannon connections, pgbench clients
+//   BENCH_WORKERS=2        `envoi worker` processes          BENCH_RATES=300,1000,max (none: only the paused-worker phase)
 //   BENCH_SINK=postfix     or node (smtp-server script)      BENCH_WARMUP_SECONDS=3, BENCH_DRAIN_SECONDS=180
 //   BENCH_BACKLOG=0        skips the paused-worker phase     BENCH_PROFILE=/dir     V8 CPU profiles of serve and workers
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (the admin URL; a fresh database is created and dropped)
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import pg from 'pg';
@@ -146,6 +155,31 @@ async function load(opts: autocannon.Options, acceptStatus: number): Promise<Loa
   };
 }
 
+// ---- pgbench: the database's own single-row insert rate at the same concurrency ----
+
+/**
+ * PostgreSQL's pgbench running a one-row INSERT (autocommit, so one commit each) with `clients`
+ * connections for `seconds`, at `rate` transactions per second if given: the durable-write baseline
+ * of the same machine in the same run.
+ */
+async function pgbenchInsert(url: string, clients: number, seconds: number, rate?: number): Promise<{ tps: number; latencyMs: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'envoi-pgbench-'));
+  const script = join(dir, 'insert.sql');
+  writeFileSync(script, '\\set v random(1, 1000000000)\nINSERT INTO bench_pgbench (v) VALUES (:v);\n');
+  try {
+    const args = ['-n', '-c', String(clients), '-j', '2', '-T', String(Math.max(1, Math.round(seconds))), '-f', script, ...(rate ? ['-R', String(rate)] : []), url];
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('pgbench', args, { maxBuffer: 1 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`pgbench: ${err.message}\n${stderr}`)) : resolve(stdout)));
+    });
+    const tps = /tps = ([\d.]+)/.exec(out);
+    const latency = /latency average = ([\d.]+) ms/.exec(out);
+    if (!tps) throw new Error(`pgbench printed no tps:\n${out}`);
+    return { tps: Number(tps[1]), latencyMs: latency ? Number(latency[1]) : NaN };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---- the benchmark ----
 
 export async function triggeredBench() {
@@ -154,7 +188,7 @@ export async function triggeredBench() {
   const workerCount = int('BENCH_WORKERS', 2);
   const warmupSeconds = int('BENCH_WARMUP_SECONDS', 3, 0);
   const drainSeconds = int('BENCH_DRAIN_SECONDS', 180);
-  const settings = (env.BENCH_RATES ?? '300,1000,max').split(',').map((s) => s.trim()).filter(Boolean).map((s) => {
+  const settings = (env.BENCH_RATES ?? '300,1000,max').split(',').map((s) => s.trim()).filter((s) => s && s !== 'none').map((s) => {
     if (s === 'max') return { label: 'max', rate: undefined as number | undefined };
     const n = Number(s);
     if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_RATES: "${s}" is neither a rate nor max`);
@@ -249,8 +283,8 @@ export async function triggeredBench() {
     await db.query('UPDATE api_keys SET rate_limit_per_minute = 2000000000 WHERE id = $1', [key.id]);
 
     // Recipients: enough pre-created contacts for every request of every load, at up to 3,000/s for the uncapped one.
-    const perSetting = settings.map((s) => Math.ceil((s.rate ?? 3000) * seconds * 1.2) + connections * 2);
-    const poolSize = perSetting.reduce((a, b) => a + b, 0) + Math.ceil(3000 * (warmupSeconds + seconds) * 1.2) + 1000;
+    const perSetting = settings.map((s) => Math.ceil((s.rate ?? 5000) * seconds * 1.2) + connections * 2);
+    const poolSize = perSetting.reduce((a, b) => a + b, 0) + Math.ceil(5000 * (warmupSeconds + seconds) * 1.2) + connections + 1000;
     const ins = await db.query(
       `INSERT INTO contacts (org_id, audience_id, email, email_lower, first_name, last_name)
        SELECT $1, $2, 'guest' || i || '@bench.example.com', 'guest' || i || '@bench.example.com', 'Ada' || i, 'Lovelace' || i
@@ -290,7 +324,8 @@ export async function triggeredBench() {
     //    code the route runs (authenticate, rate limit, acceptTriggered), and the round-trip ceiling of
     //    this machine's PostgreSQL from Node (SELECT 1, as many clients as the API's pool).
     const statements: string[] = [];
-    const counted = await openPostgres(url, 2, (q) => statements.push(q.replace(/\s+/g, ' ').slice(0, 160)));
+    const counted = await openPostgres(url, 10, (q) => statements.push(q.replace(/\s+/g, ' ').slice(0, 160)));
+    let cohortStatements = 0;
     try {
       const ctx = createContext({ ...loadConfig({}), databaseUrl: url, publicUrl: base }, counted);
       const p = (await orgs.authenticate(ctx, key.key as string))!;
@@ -299,11 +334,25 @@ export async function triggeredBench() {
       const p2 = (await orgs.authenticate(ctx, key.key as string))!;
       await sending.checkRateLimit(ctx, p2);
       await sending.acceptTriggered(ctx, p2, JSON.parse(messageBody('count-', 1)));
+      // The same, for as many requests at once as the load has connections: what a batch costs each.
+      const lone = [...statements];
+      statements.length = 0;
+      await Promise.all(
+        Array.from({ length: connections }, async (_, i) => {
+          const pi = (await orgs.authenticate(ctx, key.key as string))!;
+          await sending.checkRateLimit(ctx, pi);
+          await sending.acceptTriggered(ctx, pi, JSON.parse(messageBody('count-', 2 + i)));
+        }),
+      );
+      cohortStatements = statements.length;
+      statements.length = 0;
+      statements.push(...lone);
     } finally {
       await counted.close();
     }
     const perMessage = statements.length;
-    results.statementsPerAcceptedMessage = { count: perMessage, statements };
+    const perMessageInCohort = cohortStatements / connections;
+    results.statementsPerAcceptedMessage = { count: perMessage, statements, cohort: { requests: connections, statements: cohortStatements, perMessage: perMessageInCohort } };
     // Raw PostgreSQL from Node, `connections` callers on a pool of 10 (the API's): a round trip, an
     // autocommit insert of distinct rows (group commit), and the rate limit's upsert of one hot row
     // (what every request of one API key does to rate_counters), on a scratch table.
@@ -390,8 +439,18 @@ export async function triggeredBench() {
       await drain('warm-up');
     }
 
+    await db.query('CREATE TABLE bench_pgbench (id bigserial PRIMARY KEY, v integer NOT NULL, at timestamptz NOT NULL DEFAULT now())');
+    const pgbenchMax = await pgbenchInsert(url, connections, seconds);
+    results.pgbench = { clients: connections, max: pgbenchMax };
     rows.push(
-      { measure: 'statements per accepted message (API side)', value: fmt(perMessage, 0), baseline: 'see results JSON for the list' },
+      { measure: 'statements per accepted message (API side), one request alone', value: fmt(perMessage, 0), baseline: 'see results JSON for the list' },
+      {
+        measure: `statements per accepted message, ${connections} requests at once`,
+        value: fmt(perMessageInCohort, 2),
+        baseline: `${fmt(cohortStatements, 0)} statements for ${connections} messages`,
+        target: 'batched lookups and one write',
+      },
+      { measure: `pgbench single-row INSERT, ${connections} clients, as fast as it goes`, value: `${fmt(pgbenchMax.tps, 0)}/s`, baseline: `latency avg ${fmt(pgbenchMax.latencyMs, 2)} ms` },
       {
         measure: 'PostgreSQL round trips/s (SELECT 1, pool of 10)',
         value: fmt(roundTripsPerSecond, 0),
@@ -413,6 +472,7 @@ export async function triggeredBench() {
       const h0 = cpuSnap(procs);
       const healthz = await load({ url: `${base}/healthz`, connections, duration: seconds, ...(s.rate ? { overallRate: s.rate } : {}) }, 200);
       const h1 = cpuSnap(procs);
+      const pgb = await pgbenchInsert(url, connections, seconds, s.rate);
       const prefix = `run${idx}-`;
       const x0 = await commits();
       const f0 = await plpgsql();
@@ -471,6 +531,7 @@ export async function triggeredBench() {
         setting: s.label,
         offeredRate: s.rate ?? null,
         healthz,
+        pgbench: pgb,
         triggered: trig,
         deliveries: st.deliveries,
         sent: st.sent,
@@ -491,7 +552,13 @@ export async function triggeredBench() {
       const non2xx = Object.entries(trig.statusCodes).filter(([k]) => k !== '202');
       const ratio = (a: number, b: number, d = 2) => (b > 0 && Number.isFinite(a) ? `${fmt(a / b, a / b < 0.1 ? 3 : d)}x` : '');
       rows.push(
-        { measure: `[${s.label}] accepted (202)/s`, value: fmt(trig.acceptedPerSecond, 0), baseline: `healthz ${fmt(healthz.acceptedPerSecond, 0)} req/s`, ratio: ratio(trig.acceptedPerSecond, healthz.acceptedPerSecond) },
+        {
+          measure: `[${s.label}] accepted (202)/s`,
+          value: fmt(trig.acceptedPerSecond, 0),
+          baseline: `healthz ${fmt(healthz.acceptedPerSecond, 0)} req/s; pgbench INSERT ${fmt(pgb.tps, 0)}/s`,
+          ratio: `${ratio(trig.acceptedPerSecond, healthz.acceptedPerSecond)} / ${ratio(trig.acceptedPerSecond, pgb.tps)}`,
+          target: '>= 0.5x both',
+        },
         {
           measure: `[${s.label}] non-2xx, errors`,
           value: `${fmt(trig.non2xx, 0)} non-2xx${non2xx.length ? ` (${non2xx.map(([k, v]) => `${k}: ${v}`).join(', ')})` : ''}, ${fmt(trig.errors, 0)} errors, ${fmt(trig.timeouts, 0)} timeouts`,
@@ -551,8 +618,20 @@ export async function triggeredBench() {
       assertAlive(children);
       for (const w of workers) w.proc.kill('SIGSTOP');
       let queued: LoadResult;
+      let apiOnly: { healthz: LoadResult; pgbench: { tps: number; latencyMs: number }; cores: Cores; commits: number };
       try {
+        // The API alone against its baselines, all three with the workers stopped: what accepting costs.
+        const healthz = await load({ url: `${base}/healthz`, connections, duration: seconds }, 200);
+        const pgb = await pgbenchInsert(url, connections, seconds);
+        const x0 = await commits();
+        const a0 = cpuSnap(procs);
         queued = await load(triggeredOpts('backlog-', undefined, seconds), 202);
+        const a1 = cpuSnap(procs);
+        await new Promise((r) => setTimeout(r, 1100)); // PostgreSQL flushes its statistics at most once a second
+        apiOnly = { healthz, pgbench: pgb, cores: cores(a0, a1), commits: (await commits()) - x0 };
+        // Group commit as the rows show it: messages written by one transaction share its xmin.
+        const tx = await db.query(`SELECT count(*)::int AS messages, count(DISTINCT xmin::text)::int AS transactions FROM messages WHERE idempotency_key LIKE 'backlog-%'`);
+        results.writeTransactions = tx.rows[0];
       } finally {
         for (const w of workers) w.proc.kill('SIGCONT');
       }
@@ -572,11 +651,45 @@ export async function triggeredBench() {
       results.backlog = {
         workerCpuMsPerMessage: workerMs,
         postgresCpuMsPerMessage: pgMs, queued: queued.accepted, deliveries: b.deliveries, sent: b.sent, workerSendsPerSecond: rate, drain: drained, cpuCoresWhileDraining: drainCores };
+      const apiMs = (c: number) => (queued.accepted ? (c * apiOnly.cores.seconds * 1000) / queued.accepted : NaN);
+      results.apiOnly = {
+        healthz: apiOnly.healthz,
+        pgbench: apiOnly.pgbench,
+        triggered: queued,
+        commitsPerAccepted: queued.accepted ? apiOnly.commits / queued.accepted : NaN,
+        cpuMsPerAccepted: { serve: apiMs(apiOnly.cores.serve), postgres: apiMs(apiOnly.cores.postgres), autocannon: apiMs(apiOnly.cores.autocannon) },
+        cpuCores: apiOnly.cores,
+      };
+      const writeTx = results.writeTransactions as { messages: number; transactions: number };
+      const r2 = (a: number, b: number) => (b > 0 ? `${fmt(a / b, a / b < 0.1 ? 3 : 2)}x` : '');
       rows.push(
         {
           measure: '[backlog] accepted (202)/s, workers paused',
           value: fmt(queued.acceptedPerSecond, 0),
-          baseline: `202 p50 / p99 ${fmt(queued.latency.p50)} / ${fmt(queued.latency.p99)} ms`,
+          baseline: `healthz ${fmt(apiOnly.healthz.acceptedPerSecond, 0)} req/s; pgbench INSERT ${fmt(apiOnly.pgbench.tps, 0)}/s (same ${connections} connections, workers paused)`,
+          ratio: `${r2(queued.acceptedPerSecond, apiOnly.healthz.acceptedPerSecond)} / ${r2(queued.acceptedPerSecond, apiOnly.pgbench.tps)}`,
+          target: '>= 0.5x both',
+        },
+        {
+          measure: '[backlog] 202 latency p50 / p99',
+          value: `${fmt(queued.latency.p50)} / ${fmt(queued.latency.p99)} ms`,
+          baseline: `healthz ${fmt(apiOnly.healthz.latency.p50)} / ${fmt(apiOnly.healthz.latency.p99)} ms; pgbench avg ${fmt(apiOnly.pgbench.latencyMs, 2)} ms`,
+        },
+        {
+          measure: '[backlog] messages per write transaction (group commit)',
+          value: fmt(writeTx.messages / Math.max(1, writeTx.transactions), 1),
+          baseline: `${fmt(writeTx.messages, 0)} messages in ${fmt(writeTx.transactions, 0)} transactions`,
+        },
+        {
+          measure: '[backlog] commits per accepted message (API only, read-only ones included)',
+          value: fmt(queued.accepted ? apiOnly.commits / queued.accepted : NaN, 3),
+          baseline: `${fmt(apiOnly.commits, 0)} commits for ${fmt(queued.accepted, 0)} messages`,
+          target: 'group commit',
+        },
+        {
+          measure: '[backlog] CPU ms per accepted message: serve / postgres / autocannon',
+          value: `${fmt(apiMs(apiOnly.cores.serve), 3)} / ${fmt(apiMs(apiOnly.cores.postgres), 3)} / ${fmt(apiMs(apiOnly.cores.autocannon), 3)}`,
+          baseline: `cores: ${coresLine(apiOnly.cores)}`,
         },
         {
           measure: `[backlog] worker hand-offs/s, API idle (${workerCount} worker${workerCount > 1 ? 's' : ''})`,

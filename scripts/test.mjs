@@ -1,4 +1,4 @@
-// `npm test`: the unit tests, then the integration suite on PGlite and on PostgreSQL.
+// `npm test`: the unit tests, the integration suite on PGlite and on PostgreSQL, and the browser tests.
 // Without a reachable PostgreSQL the PostgreSQL half is skipped and said so; under CI=true that is a failure.
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
@@ -29,6 +29,7 @@ else if (inCI) {
 } else {
   console.warn(`\n*** PostgreSQL not reachable at ${adminUrl} (${reachable}): the PostgreSQL half of the suite is SKIPPED. ***\n`);
 }
+projects.push('--project', 'browser');
 
 const args = ['vitest', 'run', ...projects, ...process.argv.slice(2)];
 const r = spawnSync('npx', args, { stdio: 'inherit', env: process.env });

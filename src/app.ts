@@ -20,6 +20,7 @@ import { reportRoutes } from './reports/routes.ts';
 import { metricsRoutes } from './platform/metrics.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 import { programRoutes } from './programs/routes.ts';
+import { rateCounterFor } from './sending/accept-rate.ts';
 
 /** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
 export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes, campaignRoutes, signupRoutes, bounceRoutes, reportRoutes, webhookRoutes, programRoutes, metricsRoutes];
@@ -47,6 +48,8 @@ export async function createEnvoi(opts: { config?: Config; database?: Database; 
     http,
     async close() {
       await http.close();
+      // Counts are batched in memory for a fraction of a second; keep them on a clean shutdown.
+      await rateCounterFor(database.db).flush().catch(() => {});
       await database.close();
     },
   };

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'csv-parse/sync';
-import { expectStatus, startTestApp, type TestApp, type TestOrg } from './support/harness.ts';
+import { sql } from 'kysely';
+import { dbKind, expectStatus, startTestApp, type TestApp, type TestOrg } from './support/harness.ts';
 import * as orgs from '../src/organisations/service.ts';
 import { importContacts } from '../src/audience/import-service.ts';
 import { cliPrincipal } from '../src/cli/import-export.ts';
@@ -311,6 +312,156 @@ describe('CSV import', () => {
     expectStatus(await importCsv(theirs.body.id, 'email\ny@example.com\n', { event_id: ev.body.id }, other.apiKey), 404);
     expect((await contacts(aud)).map((c) => c.email)).toEqual(['x@example.com']);
     expect(await contacts(theirs.body.id)).toEqual([]);
+  });
+});
+
+describe('large CSV import (chunks, lanes)', () => {
+  /** A 20,000-contact file with bad rows, a multi-line cell, repeats in later chunks and in the same chunk, and known contacts. */
+  function bigFile() {
+    const lines = ['email,first_name,diet,guests'];
+    for (let i = 0; i < 20_000; i++) {
+      let row = `person${i}@example.com,P${i},${['none', 'vegetarian', 'vegan'][i % 3]},${i % 7}`;
+      if (i === 17) row = 'person17@@example.com,P17,none,1';
+      if (i === 4_999) row = 'person4999@example.com,P4999,carnivore,1';
+      if (i === 12_345) row = 'person12345@example.com,P12345,none,lots';
+      if (i === 19_998) row = ',P19998,none,1';
+      // A quoted cell over two physical lines: every line number after it moves by one.
+      if (i === 100) row = 'person100@example.com,"P100\nsecond line",none,1';
+      lines.push(row);
+    }
+    // Repeats of the first 500 addresses, far from them (in later chunks), and one right after its first row.
+    for (let i = 0; i < 500; i++) lines.push(`PERSON${i}@example.com,Again${i},,`);
+    lines.push('person19999@example.com,Last,vegan,');
+    return lines.join('\n') + '\n';
+  }
+
+  it('imports 20,000 rows in several chunks with exact counts, bad lines by number, and the later row winning', async () => {
+    const aud = await newAudience();
+    for (const email of ['person5@example.com', 'person10000@example.com', 'Person19000@Example.com']) {
+      expectStatus(await t.request('POST', `/v1/audiences/${aud}/contacts`, { token: org.apiKey, body: { email, first_name: 'Known', fields: { guests: 99 } } }), 201);
+    }
+    const before = await t.envoi.ctx.db.selectFrom('contacts').select(['id', 'email_lower']).where('audience_id', '=', aud).execute();
+    const progress: number[] = [];
+    const csv = bigFile();
+    const report = await importContacts(
+      t.envoi.ctx,
+      cliPrincipal(org.orgId),
+      { audienceId: aud, source: 'cli', batchSize: 3_000, onProgress: (c) => progress.push(c.created + c.updated) },
+      Readable.from([csv.slice(0, 100_000), csv.slice(100_000, 500_000), csv.slice(500_000)]),
+    );
+    // 20,000 + 500 + 1 data rows, 4 of them bad; 3 addresses were known; 500 rows repeat an address
+    // imported earlier in the file (PERSON17 is no repeat: its first row was refused).
+    expect(report).toMatchObject({ status: 'completed', rows: 20_501, skipped: 4, error_count: 4, created: 19_994, updated: 503, duplicates: 500 });
+    expect(report.errors).toEqual([
+      { line: 19, reason: expect.stringMatching(/^email: /) },
+      { line: 5_002, reason: expect.stringMatching(/^diet: expected one of "none", "vegetarian", "vegan"/) },
+      { line: 12_348, reason: 'guests: expected a number, got "lots"' },
+      { line: 20_001, reason: 'email is missing' },
+    ]);
+    expect(progress.length).toBeGreaterThan(5);
+    expect(progress.every((n, i) => i === 0 || n >= progress[i - 1]!)).toBe(true);
+
+    const rows = await t.envoi.ctx.db.selectFrom('contacts').select(['id', 'email', 'email_lower', 'first_name', 'fields']).where('audience_id', '=', aud).execute();
+    expect(rows).toHaveLength(19_997);
+    const by = new Map(rows.map((r) => [r.email_lower, r]));
+    // The later row won, and its empty cells left the earlier values in place.
+    expect(by.get('person3@example.com')).toMatchObject({ email: 'PERSON3@example.com', first_name: 'Again3', fields: { diet: 'none', guests: 3 } });
+    expect(by.get('person100@example.com')).toMatchObject({ first_name: 'Again100' });
+    expect(by.get('person19999@example.com')).toMatchObject({ first_name: 'Last', fields: { diet: 'vegan', guests: 19_999 % 7 } });
+    expect(by.get('person777@example.com')).toMatchObject({ first_name: 'P777', fields: { diet: 'none', guests: 0 } });
+    // Known contacts kept their ids, took the file's values, and kept what the file did not set.
+    expect(by.get('person5@example.com')).toMatchObject({ id: before.find((b) => b.email_lower === 'person5@example.com')!.id, first_name: 'Again5', fields: { guests: 5, diet: 'vegan' } });
+    expect(by.get('person19000@example.com')).toMatchObject({ email: 'person19000@example.com', first_name: 'P19000', fields: { guests: 19_000 % 7, diet: 'vegetarian' } });
+    expect(by.get('person17@example.com')).toMatchObject({ email: 'PERSON17@example.com', first_name: 'Again17', fields: {} });
+    for (const missing of ['person4999@example.com', 'person12345@example.com']) expect(by.has(missing)).toBe(false);
+    const stored = await t.request('GET', `/v1/audiences/${aud}/imports/${report.id}`, { token: org.apiKey });
+    expect(stored.body).toMatchObject({ rows: 20_501, created: 19_994, updated: 503, duplicates: 500, error_count: 4 });
+
+    // The same file again: every row an update, and a repeat only when it repeats within this file.
+    const again = await importContacts(t.envoi.ctx, cliPrincipal(org.orgId), { audienceId: aud, source: 'cli', batchSize: 3_000 }, Readable.from([csv]));
+    expect(again).toMatchObject({ rows: 20_501, skipped: 4, created: 0, updated: 20_497, duplicates: 500 });
+    const after = await t.envoi.ctx.db.selectFrom('contacts').select((eb) => eb.fn.countAll<number>().as('n')).where('audience_id', '=', aud).executeTakeFirstOrThrow();
+    expect(Number(after.n)).toBe(19_997);
+  });
+
+  it('registers thousands of participants over several chunks, and updates them on the next import', async () => {
+    const aud = await newAudience();
+    const ev = await t.request('POST', `/v1/audiences/${aud}/events`, {
+      token: org.apiKey,
+      body: { name: 'Big summit', starts_at: '2026-12-01T09:00:00Z', ends_at: '2026-12-01T18:00:00Z', time_zone: 'UTC' },
+    });
+    expectStatus(ev, 201);
+    expectStatus(await t.request('POST', `/v1/events/${ev.body.id}/fields`, { token: org.apiKey, body: { key: 'badge', type: 'text' } }), 201);
+    const lines = ['email,first_name,diet,badge'];
+    for (let i = 0; i < 7_000; i++) lines.push(`guest${i}@example.com,G${i},vegan,B${i}`);
+    const first = await importContacts(t.envoi.ctx, cliPrincipal(org.orgId), { audienceId: aud, eventId: ev.body.id, source: 'cli', batchSize: 1_000 }, Readable.from([lines.join('\n')]));
+    expect(first).toMatchObject({ rows: 7_000, created: 7_000, updated: 0, records: { kind: 'participant', created: 7_000, updated: 0 } });
+    const second = await importContacts(
+      t.envoi.ctx,
+      cliPrincipal(org.orgId),
+      { audienceId: aud, eventId: ev.body.id, source: 'cli', batchSize: 1_000 },
+      Readable.from(['email,badge\n', ...Array.from({ length: 2_000 }, (_, i) => `guest${i * 3}@example.com,VIP${i}\n`), 'newcomer@example.com,NEW\n']),
+    );
+    expect(second).toMatchObject({ rows: 2_001, created: 1, updated: 2_000, records: { kind: 'participant', created: 1, updated: 2_000 } });
+    const p = await sql<{ n: number; vip: number; local: number }>`
+      select count(*)::int as n, count(*) filter (where data->>'badge' like 'VIP%')::int as vip,
+        count(*) filter (where data->>'first_name' is not null and data->>'diet' = 'vegan')::int as local
+      from participants where event_id = ${ev.body.id}`.execute(t.envoi.ctx.db);
+    expect(p.rows[0]).toEqual({ n: 7_001, vip: 2_000, local: 7_000 });
+    // The local field stayed on the participant records; the central one reached the contacts.
+    const c = await sql<{ badge: number; diet: number }>`
+      select count(*) filter (where fields ? 'badge')::int as badge, count(*) filter (where fields->>'diet' = 'vegan')::int as diet
+      from contacts where audience_id = ${aud}`.execute(t.envoi.ctx.db);
+    expect(c.rows[0]).toEqual({ badge: 0, diet: 7_000 });
+  });
+
+  it('fills the webhook outbox as any other write to contacts does', async () => {
+    const hooked = await t.createOrg('Hooked importers');
+    const hook = await t.request('POST', '/v1/webhooks', { token: hooked.apiKey, body: { url: 'https://crm.example.com/hook', events: ['contact.created', 'contact.updated'] } });
+    expectStatus(hook, 201);
+    const a = await t.request('POST', '/v1/audiences', { token: hooked.apiKey, body: { name: 'Hooked' } });
+    expectStatus(await t.request('POST', `/v1/audiences/${a.body.id}/contacts`, { token: hooked.apiKey, body: { email: 'same@example.com', first_name: 'Same' } }), 201);
+    expectStatus(await t.request('POST', `/v1/audiences/${a.body.id}/contacts`, { token: hooked.apiKey, body: { email: 'moved@example.com', first_name: 'Before' } }), 201);
+    const r = await importCsv(a.body.id, 'email,first_name\nnew1@example.com,N1\nnew2@example.com,N2\nsame@example.com,Same\nmoved@example.com,After\n', {}, hooked.apiKey);
+    expectStatus(r, 200);
+    expect(r.body).toMatchObject({ created: 2, updated: 2 });
+    const events = await t.envoi.ctx.db
+      .selectFrom('webhook_events')
+      .select(['type', 'payload'])
+      .where('org_id', '=', hooked.orgId)
+      .where('type', 'in', ['contact.created', 'contact.updated'])
+      .execute();
+    const seen = events.map((e) => [e.type, (e.payload as any).email, (e.payload as any).changed ?? null]).sort((x, y) => String(x).localeCompare(String(y)));
+    // Two API creations, two imported; the unchanged contact is no contact.updated.
+    expect(seen).toEqual([
+      ['contact.created', 'moved@example.com', null],
+      ['contact.created', 'new1@example.com', null],
+      ['contact.created', 'new2@example.com', null],
+      ['contact.created', 'same@example.com', null],
+      ['contact.updated', 'moved@example.com', ['first_name']],
+    ]);
+    const deliveries = await t.envoi.ctx.db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', hooked.orgId).executeTakeFirstOrThrow();
+    expect(Number(deliveries.n)).toBe(5);
+  });
+
+  it('fails an import whose upload breaks, keeping the chunks already written and closing its connections', async () => {
+    const aud = await newAudience();
+    async function* broken() {
+      yield 'email\n';
+      for (let i = 0; i < 5_000; i++) yield `cut${i}@example.com\n`;
+      throw new Error('connection reset by peer');
+    }
+    await expect(importContacts(t.envoi.ctx, cliPrincipal(org.orgId), { audienceId: aud, source: 'cli', batchSize: 1_000 }, broken())).rejects.toThrow(/connection reset/);
+    const run = await t.envoi.ctx.db.selectFrom('imports').selectAll().where('audience_id', '=', aud).executeTakeFirstOrThrow();
+    expect(run).toMatchObject({ status: 'failed', failure: 'connection reset by peer' });
+    const written = await t.envoi.ctx.db.selectFrom('contacts').select((eb) => eb.fn.countAll<number>().as('n')).where('audience_id', '=', aud).executeTakeFirstOrThrow();
+    // What the report counts is what is in the table: whole chunks, nothing half-written.
+    expect(Number(written.n)).toBe(run.created);
+    expect(run.created % 1_000 === 0 || run.created === 5_000).toBe(true);
+    if (dbKind === 'postgres') {
+      const open = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity where application_name = 'envoi import' and datname = current_database()`.execute(t.envoi.ctx.db);
+      expect(open.rows[0]!.n).toBe(0);
+    }
   });
 });
 

@@ -90,6 +90,7 @@ function idFor(param: string, url: string): string {
     formId: ids.formId,
     deliveryId: ids.webhookDeliveryId,
     email: 'excluded-a%40example.com',
+    token: 'no-such-preview',
   };
   if (direct[param]) return direct[param]!;
   if (param === 'scopeId') return url.startsWith('/v1/events/') ? ids.eventId! : url.startsWith('/v1/communities/') ? ids.communityId! : ids.audienceId!;
@@ -145,6 +146,8 @@ function sampleBody(route: { method: string; url: string }): unknown {
     'POST /v1/audiences/:audienceId/signup-forms': { name: 'x', language: 'en', wording: 'Yes, send me the newsletter please.', wording_version: '1' },
     'POST /v1/audiences/:audienceId/templates': { name: 'x', language: 'en', category: 'transactional', subject: 'x', body: '<p>x</p>' },
     'POST /v1/audiences/:audienceId/templates/:id/preview': { contact_id: ids.contactId },
+    'POST /v1/audiences/:audienceId/templates/:id/test': { email: 'intruder@example.com' },
+    'POST /v1/audiences/:audienceId/templates/render': { template: { language: 'en', subject: 'x', body: '<p>x</p>' }, contact_id: ids.contactId },
     'POST /v1/audiences/:audienceId/templates/from-builtin': { builtin: 're_permission', language: 'fr' },
     'POST /v1/audiences/:audienceId/views': { name: 'x' },
     'POST /v1/audiences/:audienceId/views/:viewId/query': {},
@@ -205,6 +208,7 @@ const VIEWER_MAY = new Set([
   'POST /v1/campaigns/:id/dry-run',
   'POST /v1/audiences/:audienceId/dry-run',
   'POST /v1/audiences/:audienceId/templates/:id/preview',
+  'POST /v1/audiences/:audienceId/templates/render',
   'POST /v1/auth/login',
   'POST /v1/auth/logout',
   'POST /v1/organisations',

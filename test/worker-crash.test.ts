@@ -1,61 +1,23 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as orgs from '../src/organisations/service.ts';
 import { enqueueToContacts } from '../src/sending/service.ts';
-import { dbKind, expectStatus, startTestApp, type TestApp, type TestOrg } from './support/harness.ts';
+import { dbKind, expectStatus, startTestApp, until, type TestApp, type TestOrg } from './support/harness.ts';
 import { startSmtpSink, type SmtpSink } from './support/smtp-sink.ts';
+import { envoiEnv, killHard, startWorker, stopAll, started } from './support/processes.ts';
 
 /*
  * `envoi worker` as real processes against one PostgreSQL: one is killed with SIGKILL in the middle
  * of a batch, two more start at once and finish the work. PGlite is a single-process database, so
  * there is no separate worker process to kill there: the test is skipped on that project.
+ * (test/campaign-crash.test.ts is the larger suite: a campaign, five kills at random moments.)
  */
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const N = 400;
 const LEASE_SECONDS = 3;
 
 let t: TestApp;
 let org: TestOrg;
 let sink: SmtpSink;
-const children: ChildProcess[] = [];
-
-interface Child {
-  proc: ChildProcess;
-  output: string[];
-  exited: Promise<number | null>;
-}
-
-function startWorker(): Child {
-  const proc = spawn(process.execPath, ['bin/envoi.mjs', 'worker'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      DATABASE_URL: t.envoi.config.databaseUrl!,
-      SMTP_URL: sink.url,
-      ENVOI_SECRET: 'test-secret-test-secret-test-secret!',
-      ENVOI_WORKER_LEASE_SECONDS: String(LEASE_SECONDS),
-      ENVOI_WORKER_CONCURRENCY: '4',
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(proc);
-  const output: string[] = [];
-  proc.stdout!.on('data', (d) => output.push(String(d)));
-  proc.stderr!.on('data', (d) => output.push(String(d)));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  return { proc, output, exited };
-}
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 beforeAll(async () => {
   if (dbKind !== 'postgres') return;
@@ -65,7 +27,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await stopAll(started);
   await sink?.close();
   await t?.close();
 });
@@ -94,32 +56,30 @@ describe('worker crash', () => {
       expect(queued.queued).toBe(N);
 
       // 1. One worker process, killed without warning in the middle of its second batch.
-      const first = startWorker();
-      await until(() => sink.received.length >= 130, 60_000, 'the first worker to send 130 messages');
-      first.proc.kill('SIGKILL');
-      await first.exited;
+      const env = envoiEnv({ DATABASE_URL: t.envoi.config.databaseUrl!, SMTP_URL: sink.url, ENVOI_WORKER_LEASE_SECONDS: String(LEASE_SECONDS), ENVOI_WORKER_CONCURRENCY: '4' });
+      const first = await startWorker('first worker', env);
+      await until(() => sink.received.length >= 130, 'the first worker to send 130 messages', 60_000);
+      await killHard(first.child);
       const killedAt = Date.now();
       const receivedAtKill = sink.received.length;
       const inFlight = await ctx.db.selectFrom('deliveries').select(['id', 'email', 'leased_by']).where('message_id', '=', queued.message_id).where('status', '=', 'sending').execute();
       const abandoned = new Set(inFlight.map((r) => r.email));
-      expect(new Set(inFlight.map((r) => r.leased_by)).size).toBe(1);
+      expect([...new Set(inFlight.map((r) => r.leased_by))]).toEqual([first.id]);
 
       // 2. Two workers at once take over after the lease runs out and finish the job.
-      const second = startWorker();
-      const third = startWorker();
+      const [second, third] = await Promise.all([startWorker('second worker', env), startWorker('third worker', env)]);
       await until(
         async () => {
           const left = await ctx.db.selectFrom('deliveries').select('id').where('message_id', '=', queued.message_id).where('status', '!=', 'sent').limit(1).execute();
           return left.length === 0;
         },
-        90_000,
         'every delivery to be sent',
+        90_000,
       );
       const recoveredAfterMs = Date.now() - killedAt;
-      second.proc.kill('SIGTERM');
-      third.proc.kill('SIGTERM');
-      expect(await second.exited).toBe(0);
-      expect(await third.exited).toBe(0);
+      await stopAll([second.child, third.child]);
+      expect(second.child.proc.exitCode).toBe(0);
+      expect(third.child.proc.exitCode).toBe(0);
 
       // Nothing lost: every row sent, every recipient reached.
       const statuses = await ctx.db.selectFrom('deliveries').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).where('message_id', '=', queued.message_id).groupBy('status').execute();
@@ -133,7 +93,7 @@ describe('worker crash', () => {
       expect(twice.every((a) => abandoned.has(a))).toBe(true);
       expect(twice.length).toBeLessThanOrEqual(inFlight.length);
       // The take-over is in the survivors' logs, and both survivors worked.
-      const logs = [...second.output, ...third.output].join('');
+      const logs = [...second.child.lines, ...third.child.lines].join('\n');
       expect(logs).toMatch(/took over deliveries whose lease ran out/);
       const events = await ctx.db.selectFrom('message_events').select(['type', (eb) => eb.fn.countAll<number>().as('n')]).where('message_id', '=', queued.message_id).groupBy('type').execute();
       expect(Object.fromEntries(events.map((x) => [x.type, Number(x.n)]))).toEqual({ queued: N, sent: N });

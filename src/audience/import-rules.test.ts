@@ -9,11 +9,16 @@ import {
   mergeLater,
   normaliseHeader,
   resolveColumns,
+  copyText,
+  laneOf,
+  rowReader,
   rowValues,
   unquoteFormula,
+  type ColumnPlan,
   type MappableField,
 } from './import-rules.ts';
 import { neutraliseFormula } from './csv-export.ts';
+import { validateValues, type FieldDef, type Result, type ValidatedValues } from './rules.ts';
 
 const builtin = (key: string, label: string): MappableField => ({ key, label, type: 'text', options: null, central: true });
 const FIELDS: MappableField[] = [
@@ -226,6 +231,113 @@ describe('row values', () => {
     // The one value that does not survive is a text that itself starts with a quote then a formula character.
     fc.assert(fc.property(fc.string().filter((s) => !/^'[=+\-@\t\r]/.test(s)), (s) => {
       expect(unquoteFormula(neutraliseFormula(s))).toBe(s);
+    }));
+  });
+});
+
+/** What rowValues decided before it was compiled per file: the cells handed to validateValues as they are. */
+function generic(record: string[], headerCount: number, columns: ColumnPlan[], fields: FieldDef[], emptyClears: boolean): Result<ValidatedValues> {
+  if (record.length < headerCount || (record.length > headerCount && record.slice(headerCount).some((v) => v.trim() !== ''))) {
+    return { ok: false, reason: `expected ${headerCount} columns, found ${record.length}` };
+  }
+  const builtins: Record<string, unknown> = {};
+  const custom: Record<string, unknown> = {};
+  for (const c of columns) {
+    const cell = unquoteFormula(record[c.index] ?? '');
+    if (cell.includes('\uFFFD')) return { ok: false, reason: `${c.key}: not UTF-8 text; save the file as "CSV UTF-8"` };
+    if (c.builtin) builtins[c.key] = c.key === 'email' ? cell.trim() : cell;
+    else custom[c.key] = cell;
+  }
+  if (typeof builtins.email !== 'string' || builtins.email === '') return { ok: false, reason: 'email is missing' };
+  const r = validateValues({ builtins, custom }, fields);
+  if (!r.ok) return { ok: false, reason: r.reason };
+  if (emptyClears) return { ok: true, value: r.value };
+  const strip = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== null));
+  return { ok: true, value: { builtins: strip(r.value.builtins), custom: strip(r.value.custom), ...(r.value.emailLower !== undefined ? { emailLower: r.value.emailLower } : {}) } };
+}
+
+describe('row reader', () => {
+  const fields: FieldDef[] = [
+    { key: 'diet', type: 'choice', options: ['none', 'vegan', 've gan'], central: true },
+    { key: 'guests', type: 'number', options: null, central: true },
+    { key: 'born', type: 'date', options: null, central: true },
+    { key: 'notes', type: 'text', options: null, central: true },
+    { key: 'vip', type: 'boolean', options: null, central: true },
+    { key: 'tags', type: 'multi_choice', options: ['a', 'b'], central: false },
+  ];
+  const mappable: MappableField[] = [...FIELDS.slice(0, 5), ...fields];
+  const headerSets = [
+    ['email', 'first_name', 'diet', 'guests', 'born', 'notes', 'vip', 'tags'],
+    ['last_name', 'guests', 'email', 'company', 'born'],
+    ['diet', 'job_title', 'notes', 'email'],
+  ];
+  // Cells near every edge the validation knows: spaces, commas, signs, exponents, huge numbers,
+  // impossible days, European dates, quotes from the export guard, NUL, over-long text, odd emails.
+  const cell = fc.oneof(
+    fc.constantFrom('', ' ', 'vegan', ' none ', 've gan', 'carnivore', 'Ada', "'=Ada", "'-3", '=1+1', '1', '2,5', '-.5', '+7', '1.', '1e3', '0x10', ' 12 ', 'Infinity',
+      '9'.repeat(400), '2026-02-28', '2026-02-30', '31/12/1999', '2026-02-28T10:00', 'yes', 'non', 'a;b', 'a|c', 'x\0y', 'y'.repeat(501), 'z'.repeat(10_001),
+      'ada@example.com', ' ADA@Example.COM ', 'not-an-email', 'a@b', 'é@exämple.fr', '"quoted local"@example.com', 'H\uFFFDlène'),
+    fc.string({ maxLength: 12 }),
+  );
+
+  it('decides every row as validateValues does, reasons word for word', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...headerSets), fc.array(cell, { minLength: 3, maxLength: 10 }), fc.boolean(), (headers, record, emptyClears) => {
+        const r = resolveColumns(headers, mappable, null);
+        if (!r.ok) throw new Error(r.reason);
+        const cols = r.value.columns;
+        expect(rowReader(headers.length, cols, fields, { emptyClears })(record)).toEqual(generic(record, headers.length, cols, fields, emptyClears));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('reports the problems of one row together, built-in fields first, in column order', () => {
+    const r = resolveColumns(['guests', 'first_name', 'email', 'diet'], mappable, null);
+    if (!r.ok) throw new Error(r.reason);
+    const read = rowReader(4, r.value.columns, fields, { emptyClears: false });
+    expect(read(['many', 'y'.repeat(501), 'nobody', 'carnivore'])).toEqual({
+      ok: false,
+      reason: 'first_name: longer than 500 characters; email: email must look like name@domain.tld; guests: expected a number, got "many"; diet: expected one of "none", "vegan", "ve gan"',
+    });
+  });
+});
+
+describe('COPY text values', () => {
+  // As the writer lays out a staging row: values separated by tabs, one line per row.
+  const copyTextRow = (values: (string | null)[]) => values.map(copyText).join('\t') + '\n';
+
+  it('escapes what the format gives a meaning to, and writes null as \\N', () => {
+    expect(copyTextRow(['a', null, 'b\tc', 'd\ne', 'f\r\ng', 'back\\slash', '', '{"k":"v\\"x"}'])).toBe(
+      'a\t\\N\tb\\tc\td\\ne\tf\\r\\ng\tback\\\\slash\t\t{"k":"v\\\\"x"}\n',
+    );
+  });
+
+  it('reads back as written (the decoding PostgreSQL applies)', () => {
+    const decode = (line: string) =>
+      line
+        .replace(/\n$/, '')
+        .split('\t')
+        .map((f) => (f === '\\N' ? null : f.replace(/\\(.)/g, (_, c: string) => ({ n: '\n', r: '\r', t: '\t' })[c] ?? c)));
+    fc.assert(
+      fc.property(fc.array(fc.option(fc.string({ unit: 'binary' }).map((s) => s.replace(/\0/g, '')), { nil: null }), { minLength: 1, maxLength: 6 }), (values) => {
+        const line = copyTextRow(values);
+        expect(line.endsWith('\n') && !line.slice(0, -1).includes('\n')).toBe(true);
+        expect(decode(line)).toEqual(values);
+      }),
+    );
+  });
+});
+
+describe('import lanes', () => {
+  it('sends an address to the same lane every time, and spreads addresses evenly', () => {
+    expect(laneOf('ada@example.com', 2)).toBe(laneOf('ada@example.com', 2));
+    const per = [0, 0];
+    for (let i = 0; i < 10_000; i++) per[laneOf(`person${i}@example${i % 97}.com`, 2)]!++;
+    expect(Math.min(...per)).toBeGreaterThan(4_500);
+    fc.assert(fc.property(fc.string(), fc.integer({ min: 1, max: 8 }), (s, n) => {
+      const lane = laneOf(s, n);
+      expect(Number.isInteger(lane) && lane >= 0 && lane < n).toBe(true);
     }));
   });
 });

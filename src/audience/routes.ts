@@ -3,6 +3,7 @@ import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './service.ts';
+import { MAX_MESSAGES_PAGE, contactMessages } from './contact-messages.ts';
 
 const Id = Type.String({ format: 'uuid' });
 const Name = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' });
@@ -142,6 +143,18 @@ export function audienceRoutes(app: App, ctx: AppContext) {
     '/v1/audiences/:audienceId/contacts/:contactId',
     { schema: { ...t('contacts', 'Erase one contact everywhere in the audience (events, communities, account)'), params: ContactParams } },
     async (req) => svc.deleteContact(ctx, requireRole(req, 'editor'), req.params.audienceId, req.params.contactId),
+  );
+
+  app.get(
+    '/v1/audiences/:audienceId/contacts/:contactId/messages',
+    {
+      schema: {
+        ...t('contacts', 'The mail a contact received, newest first, each with its template, campaign, event and tracking history'),
+        params: ContactParams,
+        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_MESSAGES_PAGE, default: 50 }), offset: Type.Integer({ minimum: 0, default: 0 }) }),
+      },
+    },
+    async (req) => contactMessages(ctx, requireRole(req), req.params.audienceId, req.params.contactId, req.query),
   );
 
   // participants and members

@@ -351,6 +351,27 @@ export async function addRecord(ctx: AppContext, p: Principal, kind: RecordKind,
   const fields = await store.fieldsAvailable(ctx.db, audienceId, fieldScope);
   const v = validated(input, fields);
   const k = KIND[kind];
+  // Two registrations of a new person at once both see no contact; the second insert then hits the
+  // unique email. Run again: it now finds the contact the other created and joins it.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await insertRecord(ctx, p, k, kind, audienceId, scopeId, v, fields);
+    } catch (e) {
+      if (attempt >= 2 || !emailTaken(e)) throw e;
+    }
+  }
+}
+
+async function insertRecord(
+  ctx: AppContext,
+  p: Principal,
+  k: (typeof KIND)[RecordKind],
+  kind: RecordKind,
+  audienceId: string,
+  scopeId: string,
+  v: ValidatedValues,
+  fields: Awaited<ReturnType<typeof store.fieldsAvailable>>,
+) {
   return ctx.db.transaction().execute(async (trx) => {
     let contactId: string | null = null;
     let contactCreated = false;

@@ -6,6 +6,7 @@ import type { CampaignTarget } from '../platform/schema.ts';
 import * as svc from './service.ts';
 import { csvStream } from '../audience/csv-export.ts';
 import { EVENT_MAIL_KINDS } from './event-mail-rules.ts';
+import { answersOfCampaign } from '../consent/service.ts';
 
 const Id = Type.String({ format: 'uuid' });
 const Target = Type.Union(
@@ -52,12 +53,24 @@ export function campaignRoutes(app: App, ctx: AppContext) {
   );
   app.get(
     '/v1/campaigns/:id/repermission',
-    { schema: { ...t('Results of a re-permission campaign: YES (the new consenting list, late ones marked), NO, unanswered', 'format=csv exports the YES list.'), params: CampaignParams, querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])) }) } },
+    {
+      schema: {
+        ...t(
+          'Results of a re-permission campaign: YES (the new consenting list, late ones marked), NO, unanswered',
+          'format=csv exports the YES list, or the NO list with answer=no.',
+        ),
+        params: CampaignParams,
+        querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')])), answer: Type.Optional(Type.Union([Type.Literal('yes'), Type.Literal('no')], { default: 'yes' })) }),
+      },
+    },
     async (req, reply) => {
       const r = await svc.repermissionResults(ctx, requireRole(req), req.params.id);
-      if (req.query.format !== 'csv') return r;
+      // Each person's last answer, as the YES list counts it: a NO after a YES is a NO.
+      const refusing = (await answersOfCampaign(ctx, r.campaign_id)).filter((a) => a.answer === 'no').map((a) => ({ contact_id: a.contact_id, email: a.email, answered_at: a.at, late: a.at > r.deadline }));
+      if (req.query.format !== 'csv') return { ...r, refusing };
+      const list = req.query.answer === 'no' ? refusing : r.consenting;
       const rows = (async function* () {
-        for (const c of r.consenting) yield { ...c, answered_at: c.answered_at.toISOString(), late: c.late ? 'yes' : 'no' };
+        for (const c of list) yield { ...c, answered_at: c.answered_at.toISOString(), late: c.late ? 'yes' : 'no' };
       })();
       const columns = [
         { key: 'email', label: 'email' },
@@ -65,7 +78,8 @@ export function campaignRoutes(app: App, ctx: AppContext) {
         { key: 'answered_at', label: 'answered_at' },
         { key: 'late', label: 'late' },
       ];
-      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="repermission-${r.campaign_id}.csv"`).send(csvStream(columns, rows));
+      const name = req.query.answer === 'no' ? 'repermission-no' : 'repermission';
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${name}-${r.campaign_id}.csv"`).send(csvStream(columns, rows));
     },
   );
   app.post('/v1/campaigns/:id/repermission/view', { schema: { ...t('Save the YES answerers of a re-permission campaign as a view (late ones included)'), params: CampaignParams } }, async (req, reply) =>

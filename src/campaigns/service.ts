@@ -5,6 +5,7 @@
  * send them like any other mail, and decide each one again at send time.
  */
 import type { AppContext } from '../platform/context.ts';
+import { isConnectionError } from '../platform/database.ts';
 import type { CampaignStatus, CampaignTarget, EventMailKind } from '../platform/schema.ts';
 import { explain } from '../consent/rules.ts';
 import { answersOfCampaign } from '../consent/service.ts';
@@ -15,7 +16,7 @@ import { audienceFor, eventFor } from '../audience/service.ts';
 import { createView, resolveTarget, targetIdsPage } from '../audience/grid-service.ts';
 import { templateFor } from '../mail/template-service.ts';
 import * as sending from '../sending/service.ts';
-import { DEFAULT_EVERY_MINUTES, nextRun, progressOf, transition, type CampaignAction } from './rules.ts';
+import { DEFAULT_EVERY_MINUTES, nextRun, PENDING_STATUSES, progressOf, transition, type CampaignAction } from './rules.ts';
 import * as store from './store.ts';
 
 export interface CampaignInput {
@@ -243,6 +244,9 @@ export async function runDue(ctx: AppContext, holder: string, leaseMs = 60_000):
         : { status: 'sending', resolved_after: null, leased_by: null, lease_until: null, updated_at: end },
     );
   } catch (e) {
+    // The database went away (a restart, a cut connection): nothing is wrong with the campaign. It
+    // stays resolving under this lease, and the next pass carries on after the last page written.
+    if (isConnectionError(e)) throw e;
     // Nothing a retry fixes by itself (a deleted template, a view whose field is gone): stop, and say why.
     const reason = e instanceof AppError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
     await store.updateIf(ctx.db, c.id, ['resolving'], { status: 'paused', paused_from: 'scheduled', last_error: reason.slice(0, 1000), leased_by: null, lease_until: null, updated_at: ctx.now() });
@@ -255,8 +259,8 @@ export async function runDue(ctx: AppContext, holder: string, leaseMs = 60_000):
 export async function completeFinished(ctx: AppContext): Promise<number> {
   let n = 0;
   for (const c of await store.sendingCampaigns(ctx.db, 100)) {
-    const counts = c.message_id ? (await sending.messageCounts(ctx, c.message_id)).counts : {};
-    if (progressOf(counts, {}).pending === 0) {
+    // Runs every second in every worker: ask whether one delivery is still pending rather than count them all.
+    if (!c.message_id || !(await store.hasDeliveryIn(ctx.db, c.message_id, PENDING_STATUSES))) {
       const now = ctx.now();
       if (await store.updateIf(ctx.db, c.id, ['sending'], { status: 'completed', completed_at: now, updated_at: now })) n++;
     }

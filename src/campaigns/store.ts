@@ -1,5 +1,5 @@
 import { sql, type Insertable, type Kysely, type Selectable, type Updateable } from 'kysely';
-import type { CampaignsTable, CampaignStatus, DB } from '../platform/schema.ts';
+import type { CampaignsTable, CampaignStatus, DB, DeliveryStatus } from '../platform/schema.ts';
 
 type Q = Kysely<DB>;
 export type CampaignRow = Selectable<CampaignsTable>;
@@ -30,7 +30,7 @@ export async function claimDue(db: Q, holder: string, now: Date, leaseUntil: Dat
     WITH due AS (
       SELECT id, status AS previous_status FROM campaigns
       WHERE (status = 'scheduled' AND next_run_at <= ${now}::timestamptz)
-         OR (status = 'resolving' AND (lease_until IS NULL OR lease_until < ${now}::timestamptz))
+         OR (status = 'resolving' AND (lease_until IS NULL OR lease_until < ${now}::timestamptz OR leased_by = ${holder}))
       ORDER BY next_run_at NULLS FIRST
       LIMIT 1
       FOR UPDATE SKIP LOCKED
@@ -52,4 +52,9 @@ export function sendingCampaigns(db: Q, limit: number) {
 
 export function listEventCampaigns(db: Q, eventId: string) {
   return db.selectFrom('campaigns').selectAll().where('event_id', '=', eventId).orderBy('send_at').orderBy('id').execute();
+}
+
+export async function hasDeliveryIn(db: Q, messageId: string, statuses: readonly DeliveryStatus[]): Promise<boolean> {
+  const row = await db.selectFrom('deliveries').select('id').where('message_id', '=', messageId).where('status', 'in', [...statuses]).limit(1).executeTakeFirst();
+  return row !== undefined;
 }

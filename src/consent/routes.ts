@@ -10,6 +10,10 @@ import { PROOF_COLUMNS } from './service.ts';
 import { csvStream } from '../audience/csv-export.ts';
 import { PersonValues, toValues } from '../audience/routes.ts';
 import * as subjects from './subject-service.ts';
+import { audienceFor } from '../audience/service.ts';
+
+/** The ledger actions by which a person stopped marketing mail of an audience. */
+const STOPS = ['unsubscribed', 'withdrawn', 'repermission_no'] as const;
 
 const Id = Type.String({ format: 'uuid' });
 const ContactParams = Type.Object({ audienceId: Id, contactId: Id });
@@ -69,6 +73,32 @@ export async function consentRoutes(app: App, ctx: AppContext) {
     svc.verifyLedger(ctx, requireRole(req), req.params.audienceId),
   );
 
+  app.get(
+    '/v1/audiences/:audienceId/unsubscribes',
+    {
+      schema: {
+        ...t('Who stopped marketing mail of an audience, newest first', 'The ledger records of unsubscribes (link, one-click, mailto), withdrawals and re-permission NO answers, with their proof. `has_more` when another page follows.'),
+        params: Type.Object({ audienceId: Id }),
+        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }), offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }) }, { additionalProperties: false }),
+      },
+    },
+    async (req) => {
+      const p = requireRole(req);
+      const audience = await audienceFor(ctx, p, req.params.audienceId);
+      const rows = await ctx.db
+        .selectFrom('consent_records')
+        .selectAll()
+        .where('org_id', '=', p.orgId)
+        .where('audience_id', '=', audience.id)
+        .where('action', 'in', [...STOPS])
+        .orderBy('seq', 'desc')
+        .limit(req.query.limit + 1)
+        .offset(req.query.offset)
+        .execute();
+      return { items: rows.slice(0, req.query.limit).map(svc.publicRecord), has_more: rows.length > req.query.limit };
+    },
+  );
+
   const Subject = Type.Object({ email: Type.String({ minLength: 3, maxLength: 320 }) }, { additionalProperties: false });
   app.post('/v1/data-subjects/export', { schema: { ...t('Everything held about one person, as JSON (GDPR access / portability)', 'Contacts in every audience you see, participations, memberships, account state, consent records, messages and their events.'), body: Subject } }, async (req) =>
     subjects.exportSubject(ctx, requireRole(req, 'editor'), req.body.email),
@@ -116,7 +146,24 @@ export async function consentRoutes(app: App, ctx: AppContext) {
         const p = requireRole(req, 'editor');
         const body = req.body as unknown;
         if (!body || typeof (body as Readable).pipe !== 'function') throw new AppError(415, 'unsupported_media_type', 'send the CSV file as the request body with content-type text/csv');
-        return reply.status(201).send(await svc.importExclusions(ctx, p, body as Readable));
+        // Fastify's bodyLimit does not apply to a body handed over as a stream: the limit is ours to keep,
+        // and kept before a single row is written, so that a refused file leaves no half-import behind.
+        const tooLarge = () => new AppError(413, 'file_too_large', `the file is larger than the ${svc.MAX_EXCLUSION_IMPORT_BYTES / 1024 / 1024} MB an exclusion import accepts`);
+        if (Number(req.headers['content-length']) > svc.MAX_EXCLUSION_IMPORT_BYTES) {
+          reply.header('connection', 'close');
+          throw tooLarge();
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of body as Readable) {
+          size += (chunk as Buffer).length;
+          if (size > svc.MAX_EXCLUSION_IMPORT_BYTES) {
+            reply.header('connection', 'close');
+            throw tooLarge();
+          }
+          chunks.push(chunk as Buffer);
+        }
+        return reply.status(201).send(await svc.importExclusions(ctx, p, Readable.from([Buffer.concat(chunks)])));
       },
     );
   });

@@ -3,6 +3,7 @@
  * history, verifying an audience's chain, and the organisation's exclusion list. Other capabilities
  * (the unsubscribe page, double opt-in, re-permission) record through `appendConsent`.
  */
+import { pipeline } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
@@ -230,7 +231,10 @@ export const MAX_EXCLUSION_IMPORT_BYTES = 20 * 1024 * 1024;
  * read as a stream: good rows are kept, each bad one is reported with its line number.
  */
 export async function importExclusions(ctx: AppContext, p: Principal, input: NodeJS.ReadableStream) {
-  const parser = input.pipe(parse({ bom: true, columns: (h: string[]) => h.map((x) => x.trim().toLowerCase()), skip_empty_lines: true, relax_column_count: true, info: true, trim: true }));
+  const parser = parse({ bom: true, columns: (h: string[]) => h.map((x) => x.trim().toLowerCase()), skip_empty_lines: true, relax_column_count: true, info: true, trim: true });
+  // pipeline, not pipe: an error of the upload (size limit, cut connection) destroys the parser with
+  // it, so the loop below ends with that error instead of waiting for rows that never come.
+  pipeline(input, parser, () => {});
   const errors: { line: number; message: string }[] = [];
   let batch: Parameters<typeof store.addExclusions>[1] = [];
   let added = 0;

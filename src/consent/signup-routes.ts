@@ -61,7 +61,8 @@ export async function signupRoutes(app: App, ctx: AppContext) {
       return html(reply, 200, messagePage(f.language, 'inbox'));
     });
     scope.get('/f/:formId/confirm/:token', { schema: { hide: true, params: Type.Object({ formId: Id, token: Type.String({ minLength: 1, maxLength: 200 }) }) } }, async (req, reply) => {
-      const r = await svc.confirm(ctx, req.params.formId, req.params.token, visitor(req));
+      // Exactly the two parts of the link that was sent (record id, MAC): anything appended makes it another link.
+      const r = req.params.token.split('.').length === 2 ? await svc.confirm(ctx, req.params.formId, req.params.token, visitor(req)) : ({ status: 'invalid' } as const);
       const f = r.status === 'confirmed' || r.status === 'already_confirmed' ? r.form : await svc.publicForm(ctx, req.params.formId);
       const lang = f?.language ?? 'en';
       if (r.status === 'invalid') return html(reply, 404, messagePage(lang, 'invalid'));

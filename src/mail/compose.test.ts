@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { simpleParser } from 'mailparser';
 import { buildRaw, composeMessage, ComposeError, headerAddress, parseVerp, unsubscribeTargets, unsubscribeToken, verifyUnsubscribeToken, verpAddress, type ComposeInput } from './compose.ts';
+import { encodeQpPiece } from './qp.ts';
 
 const DELIVERY = '0b8e4a4e-3f1c-4a8c-9d2c-1a2b3c4d5e6f';
 const input = (over: Partial<ComposeInput> = {}): ComposeInput => ({
@@ -85,5 +86,63 @@ describe('VERP and unsubscribe tokens', () => {
     expect(verifyUnsubscribeToken('y'.repeat(32), token)).toBeNull();
     expect(verifyUnsubscribeToken(secret, DELIVERY)).toBeNull();
     expect(verifyUnsubscribeToken(null, unsubscribeToken(null, DELIVERY))).toBe(DELIVERY);
+  });
+});
+
+describe('the raw message', () => {
+  it('parses back to what was given, for tricky input: non-ASCII, long lines, CR/LF in values, leading dots', async () => {
+    const targets = unsubscribeTargets('https://envoi.example.org', 's'.repeat(32), DELIVERY, 'bounces.example.org');
+    const longWord = 'Supercalifragilisticexpialidocious'.repeat(4);
+    const html = `<p>Bonjour Zoë ${longWord}</p>\n.lead dot\n<p>${'Ligne très longue, '.repeat(30)}</p>\r\n😀 fin`;
+    const text = `Bonjour Zoë\n.lead dot\n${'Ligne très longue, '.repeat(30)}\n\nFrom the team  \nfin`;
+    const c = composeMessage(
+      input({
+        from: { name: 'Rencontres "Numériques", Paris', address: 'no-reply@example.org' },
+        to: { name: 'Zoë\r\nBcc: x@y.z Ümlaut', address: 'zoe@exämple.com' },
+        replyTo: 'help@example.org',
+        subject: `Programme complet de la journée du 3 juin, avec les ateliers et ${longWord}\r\nX-Evil: 1`,
+        html,
+        text,
+        unsubscribe: targets,
+      }),
+    );
+    const parsed = await simpleParser(c.raw);
+    expect(parsed.subject).toBe(`Programme complet de la journée du 3 juin, avec les ateliers et ${longWord} X-Evil: 1`);
+    expect(parsed.from?.value[0]).toEqual({ name: 'Rencontres "Numériques", Paris', address: 'no-reply@example.org' });
+    expect(parsed.to && !Array.isArray(parsed.to) ? parsed.to.value[0] : null).toEqual({ name: 'Zoë Bcc: x@y.z Ümlaut', address: 'zoe@exämple.com' }); // mailparser shows the punycode domain decoded
+    expect(parsed.replyTo?.value[0]?.address).toBe('help@example.org');
+    expect(parsed.messageId).toBe(`<${DELIVERY}@bounces.example.org>`);
+    const line = (key: string) => parsed.headerLines.find((h) => h.key === key)?.line.replace(/\r\n[ \t]+/g, ' ');
+    expect(line('list-unsubscribe-post')).toBe('List-Unsubscribe-Post: List-Unsubscribe=One-Click');
+    expect(line('list-unsubscribe')).toBe(`List-Unsubscribe: <${targets.url}>, <${targets.mailto}>`);
+    expect(parsed.headers.has('bcc')).toBe(false);
+    expect(parsed.headers.has('x-evil')).toBe(false);
+    expect((parsed.html as string).replace(/\r\n/g, '\n')).toBe(html.replace(/\r\n/g, '\n'));
+    expect(parsed.text).toBe(text);
+  });
+
+  it('goes into SMTP DATA as it is: CRLF line ends only, short lines, none starting with a dot', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 100 }), fc.string({ unit: 'binary', maxLength: 100 }), async (body, name, subject) => {
+        const c = composeMessage(input({ html: body, text: body, to: { name, address: 'zoe@example.com' }, subject }));
+        expect(c.dataSafe).toBe(true);
+        const s = c.raw.toString('latin1');
+        expect(/\r(?!\n)|(?<!\r)\n/.test(s)).toBe(false);
+        expect(/[^\x20-\x7e\r\n\t]/.test(s)).toBe(false);
+        for (const line of s.split('\r\n')) {
+          expect(line.length).toBeLessThanOrEqual(998);
+          expect(line.startsWith('.')).toBe(false);
+        }
+        const parsed = await simpleParser(c.raw);
+        expect(parsed.headers.get('message-id')).toBe(`<${DELIVERY}@bounces.example.org>`);
+      }),
+      { numRuns: 60 },
+    );
+  }, 60_000);
+
+  it('takes the HTML part as quoted-printable pieces, the same part as from a string', async () => {
+    const html = '<p>Bonjour Zoë</p>\n<p>' + 'x'.repeat(200) + '</p>';
+    const asPieces = composeMessage(input({ html: { pieces: [encodeQpPiece(html.slice(0, 37)), encodeQpPiece(html.slice(37))] } }));
+    expect((await simpleParser(asPieces.raw)).html).toBe((await simpleParser(composeMessage(input({ html })).raw)).html);
   });
 });

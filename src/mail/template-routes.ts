@@ -1,8 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { Type } from 'typebox';
+import type { FastifyReply } from 'fastify';
 import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
-import { TEMPLATE_LIMITS } from './render.ts';
+import { AppError, badRequest } from '../platform/errors.ts';
+import { audienceFor, contactFor, eventFor } from '../audience/service.ts';
+import { acceptTriggered, checkRateLimit } from '../sending/service.ts';
+import { compileTemplate, render, TEMPLATE_LIMITS, type ContactData } from './render.ts';
 import * as svc from './template-service.ts';
 import { BUILTIN_KINDS } from './builtin-templates.ts';
 
@@ -59,8 +64,76 @@ const PreviewBody = Type.Object(
   },
   { additionalProperties: false },
 );
+const RenderBody = Type.Object(
+  {
+    template: Type.Object(
+      {
+        category: Type.Optional(Category),
+        language: Type.String({ minLength: 2, maxLength: 35 }),
+        subject: Type.String({ maxLength: 2000 }),
+        preheader: Type.Optional(Nullable(Type.String({ maxLength: 2000 }))),
+        format: Type.Optional(Type.Union([Type.Literal('html'), Type.Literal('mjml')])),
+        body: Source(),
+        text: Type.Optional(Nullable(Source())),
+        event_id: Type.Optional(Nullable(Id)),
+      },
+      { additionalProperties: false, description: 'the source being edited, saved or not' },
+    ),
+    contact_id: PreviewBody.properties.contact_id,
+    contact: PreviewBody.properties.contact,
+    variables: PreviewBody.properties.variables,
+  },
+  { additionalProperties: false },
+);
+const TestBody = Type.Object(
+  {
+    email: Type.String({ minLength: 3, maxLength: 320, description: 'where the test goes; the address becomes a contact of the audience if it is not one, and its own values fill the template' }),
+    variables: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
 const AudienceParams = Type.Object({ audienceId: Id });
 const TemplateParams = Type.Object({ audienceId: Id, id: Id });
+
+/**
+ * Rendered email HTML for an <iframe src>: the back office's own policy (no inline style, no remote
+ * image) would strip an email of its looks if the preview were a srcdoc or blob document, which
+ * inherit it. This document gets a policy of its own instead: sandboxed (an opaque origin, no script,
+ * even opened in a tab of its own), styles inline, images from anywhere; nothing else loads.
+ */
+export function sendEmailDocument(reply: FastifyReply, html: string) {
+  return reply
+    .header('content-type', 'text/html; charset=utf-8')
+    .header('content-security-policy', "sandbox; default-src 'none'; style-src 'unsafe-inline' https:; img-src https: http: data:; font-src https: data:; frame-ancestors 'self'")
+    .header('x-content-type-options', 'nosniff')
+    .header('referrer-policy', 'no-referrer')
+    .header('cache-control', 'private, no-store')
+    .send(html);
+}
+
+/*
+ * Rendered drafts wait here for the preview frame to load them, by an unguessable token, for a few
+ * minutes. Kept in the process, bounded in count and size (a preview is worth nothing after the next
+ * keystroke); behind a load balancer spreading one browser over several API processes, a frame may
+ * reach a process that does not hold its preview and show a 404 instead.
+ */
+const PREVIEW_TTL_MS = 10 * 60_000;
+const PREVIEW_LIMIT = 200;
+const PREVIEW_CHARS = 40_000_000;
+const previews = new Map<string, { orgId: string; audienceId: string; html: string; expires: number }>();
+let previewChars = 0;
+function keepPreview(orgId: string, audienceId: string, html: string, now: number): string {
+  // Insertion order is expiry order: drop from the oldest end until the rest is fresh and there is room.
+  for (const [k, v] of previews) {
+    if (v.expires > now && previews.size < PREVIEW_LIMIT && previewChars + html.length <= PREVIEW_CHARS) break;
+    previews.delete(k);
+    previewChars -= v.html.length;
+  }
+  const token = randomBytes(16).toString('base64url');
+  previews.set(token, { orgId, audienceId, html, expires: now + PREVIEW_TTL_MS });
+  previewChars += html.length;
+  return token;
+}
 
 export function templateRoutes(app: App, ctx: AppContext) {
   const t = (summary: string, description?: string) => ({ tags: ['templates'], summary, ...(description ? { description } : {}) });
@@ -128,5 +201,99 @@ export function templateRoutes(app: App, ctx: AppContext) {
       },
     },
     async (req) => svc.previewTemplate(ctx, requireRole(req), req.params.audienceId, req.params.id, req.body),
+  );
+
+  app.post(
+    `${base}/render`,
+    {
+      schema: {
+        ...t(
+          'Render a template being edited, saved or not (the live preview)',
+          'As the preview of a stored template, for a contact (`contact_id`), sample values (`contact`) or a sample person, with `variables`; strict in the same way. `html_url` serves the rendered HTML for a sandboxed frame for ten minutes.',
+        ),
+        params: AudienceParams,
+        body: RenderBody,
+      },
+    },
+    async (req) => {
+      const p = requireRole(req);
+      const { audienceId } = req.params;
+      await audienceFor(ctx, p, audienceId);
+      const draft = req.body.template;
+      const keys = await svc.audienceFieldKeys(ctx, p, audienceId);
+      let contact: ContactData;
+      if (req.body.contact_id) contact = svc.contactData(await contactFor(ctx, p, audienceId, req.body.contact_id), keys);
+      else {
+        const { fields, ...builtins } = req.body.contact ?? {};
+        contact = svc.contactData({ email: 'sample.contact@example.com', first_name: 'Camille', last_name: 'Martin', company: 'Example', job_title: null, ...builtins, fields: fields ?? {} }, keys);
+      }
+      let event = null;
+      if (draft.event_id) {
+        const e = await eventFor(ctx, p, draft.event_id).catch(() => null);
+        if (!e || e.audience_id !== audienceId) throw badRequest('unknown_event', 'event_id names no event of this audience');
+        event = svc.eventData(e);
+      }
+      try {
+        const compiled = await compileTemplate({ category: draft.category ?? 'marketing', language: draft.language, subject: draft.subject, preheader: draft.preheader ?? null, format: draft.format ?? 'html', body: draft.body, text: draft.text ?? null, tracking: false });
+        const r = render(compiled, { contact, event, vars: req.body.variables ?? {}, unsubscribe: `${ctx.config.publicUrl}/u/preview` }, 'preview');
+        const token = keepPreview(p.orgId, audienceId, r.html, Date.now());
+        return { subject: r.subject, preheader: r.preheader, html: r.html, text: r.text, html_url: `/v1/audiences/${audienceId}/templates/previews/${token}` };
+      } catch (e) {
+        throw svc.asBadRequest(e);
+      }
+    },
+  );
+
+  app.get(
+    `${base}/previews/:token`,
+    { schema: { ...t('The HTML of a rendered preview, as a sandboxed document for a frame'), params: Type.Object({ audienceId: Id, token: Type.String({ minLength: 1, maxLength: 64 }) }) } },
+    async (req, reply) => {
+      const p = requireRole(req);
+      await audienceFor(ctx, p, req.params.audienceId);
+      const kept = previews.get(req.params.token);
+      if (!kept || kept.expires <= Date.now() || kept.orgId !== p.orgId || kept.audienceId !== req.params.audienceId) {
+        throw new AppError(404, 'not_found', 'preview not found or expired: render it again');
+      }
+      return sendEmailDocument(reply, kept.html);
+    },
+  );
+
+  app.post(
+    `${base}/:id/test`,
+    {
+      schema: {
+        ...t(
+          'Send a test of a template to one address',
+          'The saved version, with "[Test]" before its subject, goes to `email` as one transactional message whatever the category (a test is not a mailing: no consent is asked, no tracking, and it does not count in the template report). Strict like the preview: a variable the template uses but nobody gives is a 400 naming it.',
+        ),
+        params: TemplateParams,
+        body: TestBody,
+      },
+    },
+    async (req, reply) => {
+      const p = requireRole(req, 'editor');
+      // A test is a message like any other for the sending rate of an API key.
+      const rate = await checkRateLimit(ctx, p);
+      if (rate.limited) {
+        reply.header('retry-after', String(rate.retryAfterSeconds));
+        throw new AppError(429, 'rate_limited', `this API key may send ${rate.limit} requests per minute; retry in ${rate.retryAfterSeconds} s`, { retry_after_seconds: rate.retryAfterSeconds });
+      }
+      const tpl = await svc.templateFor(ctx, p, req.params.id, req.params.audienceId);
+      // The compiled HTML keeps its Liquid (MJML already turned into HTML, preheader in), so the test renders per recipient like the real thing.
+      const compiled = await svc.compiledVersion(tpl.id, tpl.version, tpl);
+      const r = await acceptTriggered(ctx, p, {
+        audience_id: tpl.audience_id,
+        ...(tpl.event_id ? { event_id: tpl.event_id } : {}),
+        language: tpl.language,
+        subject: `[Test] ${tpl.subject}`,
+        html: compiled.html,
+        text: tpl.text_body,
+        to: { email: req.body.email },
+        variables: req.body.variables,
+        tags: ['test'],
+      });
+      const { replayed: _r, ...answer } = r;
+      return reply.status(202).send(answer);
+    },
   );
 }

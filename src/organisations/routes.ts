@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { requireRole, SESSION_COOKIE } from '../platform/http.ts';
+import { callerToken, csrfTokenFor, requireRole, SESSION_COOKIE } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { forbidden } from '../platform/errors.ts';
 import * as svc from './service.ts';
@@ -52,14 +52,14 @@ export function organisationRoutes(app: App, ctx: AppContext) {
       const s = await svc.login(ctx, req.body.email, req.body.password);
       const secure = ctx.config.publicUrl.startsWith('https:') ? '; Secure' : '';
       reply.header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(s.token)}; Path=/; HttpOnly; SameSite=Strict${secure}; Expires=${s.expiresAt.toUTCString()}`);
-      return { token: s.token, expires_at: s.expiresAt, user: s.user };
+      return { token: s.token, expires_at: s.expiresAt, user: s.user, csrf_token: csrfTokenFor(ctx.config.secret!, s.token) };
     },
   );
 
   app.post('/v1/auth/logout', { schema: { tags: ['auth'], summary: 'End the current session' } }, async (req, reply) => {
     requireRole(req);
-    const h = req.headers.authorization?.replace(/^Bearer\s+/i, '');
-    if (h) await svc.logout(ctx, h);
+    const caller = callerToken(req);
+    if (caller) await svc.logout(ctx, caller.token);
     reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
     return { ok: true };
   });
@@ -67,7 +67,7 @@ export function organisationRoutes(app: App, ctx: AppContext) {
   app.get('/v1/me', { schema: { tags: ['auth'], summary: 'Who is calling' } }, async (req) => {
     const p = requireRole(req);
     const org = await svc.getOrganisation(ctx, p.orgId);
-    return { kind: p.kind, id: p.id, role: p.role, audience_ids: p.audienceIds, organisation: { id: org.id, name: org.name } };
+    return { kind: p.kind, id: p.id, role: p.role, audience_ids: p.audienceIds, organisation: { id: org.id, name: org.name }, csrf_token: req.csrfToken };
   });
 
   app.get('/v1/users', { schema: { tags: ['organisations'], summary: 'Back-office users of the organisation' } }, async (req) => {

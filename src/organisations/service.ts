@@ -132,16 +132,72 @@ export async function listApiKeys(ctx: AppContext, orgId: string) {
 export async function revokeApiKey(ctx: AppContext, orgId: string, id: string) {
   const r = await ctx.db.updateTable('api_keys').set({ revoked_at: ctx.now() }).where('org_id', '=', orgId).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
   if (Number(r.numUpdatedRows) === 0) throw notFound('API key');
+  forgetKey(ctx.db, id);
+}
+
+// ---- API keys seen recently ----
+// An integration sends many requests with one key: looking the key up for each of them was one
+// statement per request. A key found is kept for KEY_CACHE_MS, so a revocation (or a change of its
+// role or limit) made by another process takes effect there within that time, and at once in the
+// process that made it. Unknown tokens are not kept: a guesser cannot fill the cache.
+
+const KEY_CACHE_MS = 2_000;
+const KEY_CACHE_MAX = 10_000;
+type CachedKey = { principal: Principal | null; until: number };
+const keyCaches = new WeakMap<Kysely<DB>, Map<string, Promise<CachedKey>>>();
+
+function keyCache(db: Kysely<DB>) {
+  let c = keyCaches.get(db);
+  if (!c) keyCaches.set(db, (c = new Map()));
+  return c;
+}
+
+function forgetKey(db: Kysely<DB>, keyId: string) {
+  const cache = keyCache(db);
+  for (const [hash, entry] of cache) {
+    void entry.then((e) => {
+      if (e.principal?.id === keyId && cache.get(hash) === entry) cache.delete(hash);
+    });
+  }
+}
+
+async function lookUpKey(db: Kysely<DB>, tokenHash: string): Promise<CachedKey> {
+  const key = await db.selectFrom('api_keys').selectAll().where('key_hash', '=', tokenHash).where('revoked_at', 'is', null).executeTakeFirst();
+  return {
+    principal: key ? { orgId: key.org_id, role: key.role, kind: 'key', id: key.id, audienceIds: key.audience_ids, rateLimitPerMinute: key.rate_limit_per_minute } : null,
+    until: performance.now() + KEY_CACHE_MS,
+  };
+}
+
+async function keyPrincipal(db: Kysely<DB>, tokenHash: string): Promise<Principal | null> {
+  const cache = keyCache(db);
+  // A copy per request: what a request learns on its principal (the audiences it saw) stays its own.
+  const copy = (p: Principal | null): Principal | null => (p ? { ...p, audienceIds: p.audienceIds ? [...p.audienceIds] : null } : null);
+  const held = cache.get(tokenHash);
+  if (held) {
+    const e = await held;
+    if (e.until >= performance.now()) return copy(e.principal);
+    if (cache.get(tokenHash) === held) cache.delete(tokenHash);
+  }
+  let entry = cache.get(tokenHash);
+  if (!entry) {
+    // Concurrent requests of one key wait for the same lookup.
+    const lookup = lookUpKey(db, tokenHash);
+    entry = lookup;
+    cache.set(tokenHash, lookup);
+    if (cache.size > KEY_CACHE_MAX) cache.delete(cache.keys().next().value!);
+    const drop = () => {
+      if (cache.get(tokenHash) === lookup) cache.delete(tokenHash);
+    };
+    lookup.then((e) => !e.principal && drop(), drop);
+  }
+  return copy((await entry).principal);
 }
 
 /** Resolves a bearer token (API key or session) to who is calling, or null. */
 export async function authenticate(ctx: AppContext, token: string): Promise<Principal | null> {
   const tokenHash = hashToken(token);
-  if (token.startsWith(API_KEY_PREFIX)) {
-    const key = await ctx.db.selectFrom('api_keys').selectAll().where('key_hash', '=', tokenHash).where('revoked_at', 'is', null).executeTakeFirst();
-    if (!key) return null;
-    return { orgId: key.org_id, role: key.role, kind: 'key', id: key.id, audienceIds: key.audience_ids, rateLimitPerMinute: key.rate_limit_per_minute };
-  }
+  if (token.startsWith(API_KEY_PREFIX)) return keyPrincipal(ctx.db, tokenHash);
   if (token.startsWith(SESSION_PREFIX)) {
     const s = await ctx.db
       .selectFrom('user_sessions')

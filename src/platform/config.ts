@@ -185,7 +185,7 @@ function mailConfig(
     bounceSmtpPort: pick('ENVOI_BOUNCE_SMTP_PORT', 'bounceSmtpPort') === undefined ? null : int('ENVOI_BOUNCE_SMTP_PORT', 'bounceSmtpPort', 0, 0, 65535),
     bounceSmtpHost: pick('ENVOI_BOUNCE_SMTP_HOST', 'bounceSmtpHost') ?? host,
     mailFrom,
-    workerConcurrency: int('ENVOI_WORKER_CONCURRENCY', 'workerConcurrency', 10, 1, 200),
+    workerConcurrency: int('ENVOI_WORKER_CONCURRENCY', 'workerConcurrency', 20, 1, 200),
     domainConcurrency: int('ENVOI_DOMAIN_CONCURRENCY', 'domainConcurrency', 8, 1, 200),
     workerLeaseSeconds: int('ENVOI_WORKER_LEASE_SECONDS', 'workerLeaseSeconds', 120, 2, 3600),
     dkim,

@@ -36,13 +36,35 @@ export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir
   return openPGlite(config.dataDir);
 }
 
+// SQLSTATEs of a session the server ended or refused (class 08 connection exception, 57P0x shutdown
+// or crash recovery, 53300 too many connections) and the socket errors of a server not there.
+const CONNECTION_CODES = /^(08...|57P0[123]|53300|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/;
+
+/**
+ * Whether `e` says the database could not be reached or dropped the session (a server restart, a cut
+ * connection, a pooler going away) rather than that the statement was wrong: the same work succeeds
+ * once the server is back, so it is retried, never recorded as a failure of the work itself.
+ */
+export function isConnectionError(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown; errors?: unknown } | null;
+  if (typeof err?.code === 'string' && CONNECTION_CODES.test(err.code)) return true;
+  // node-postgres ends a broken client with plain errors ("Connection terminated unexpectedly",
+  // "... due to connection timeout", "Client has encountered a connection error and is not queryable").
+  if (typeof err?.message === 'string' && /^Connection terminated|is not queryable/.test(err.message)) return true;
+  return Array.isArray(err?.errors) && err.errors.some(isConnectionError);
+}
+
 /** Called after each query with its SQL and parameters (benchmarks replay the grid's SQL directly). */
 export type QueryLog = (sql: string, parameters: readonly unknown[], ms: number) => void;
 
 export async function openPostgres(url: string, poolSize = 10, onQuery?: QueryLog): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
-  // An idle client that loses its server (restart, network) must not crash the process.
+  // A client that loses its server (restart, network) must not crash the process. The pool listens
+  // only to its idle clients; one checked out when the server goes (a query in flight) emits 'error'
+  // with no listener, an uncaught exception, unless each connection has its own for its whole life.
+  // Its query fails by itself, and the pool discards the broken client when it is released.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db = new Kysely<DB>({
     dialect: new PostgresDialect({ pool }),
     log: onQuery
@@ -153,6 +175,9 @@ class PGlitePool {
     const pglite = this.pglite;
     return {
       async query(text: string, params: unknown[]) {
+        // PGlite runs the query on this thread: give sockets and timers their turn first, or a long run
+        // of queries (a campaign being resolved) starves SMTP connections into timeouts.
+        await new Promise((r) => setImmediate(r));
         // Without parameters, use the simple protocol so a multi-statement script runs as on pg.
         if (params.length === 0) {
           const results = await pglite.exec(text);

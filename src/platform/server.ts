@@ -19,6 +19,7 @@ export async function serve(config: Config, opts: { banner?: boolean } = {}): Pr
     const lines = [
       '',
       `envoi is running (${db})`,
+      `  back office    ${base}/   (the web UI: log in, or create your organisation there)`,
       `  API            ${base}/v1`,
       `  API docs       ${base}/v1/docs   (OpenAPI: ${base}/v1/openapi.json)`,
       `  health         ${base}/healthz`,
@@ -26,7 +27,7 @@ export async function serve(config: Config, opts: { banner?: boolean } = {}): Pr
     if (orgs === 0) {
       lines.push(
         '',
-        'First time? Create your organisation and its owner, then use the token it returns:',
+        `First time? Open ${base}/ and create your organisation, or with the API (use the token it returns):`,
         `  curl -s -X POST ${base}/v1/organisations -H 'content-type: application/json' \\`,
         `    -d '{"name":"My organisation","owner_email":"you@example.com","owner_password":"at least 10 chars"}'`,
         '  or: npx envoi user create --org "My organisation" --email you@example.com --role owner',

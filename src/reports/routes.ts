@@ -3,6 +3,12 @@ import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './service.ts';
+import { csvStream } from '../audience/csv-export.ts';
+
+// The series as a spreadsheet: one row a bucket, the counts and then the rates.
+const SERIES_COUNTS = ['sent', 'delivered', 'opened', 'opened_unique', 'clicked', 'clicked_unique', 'bounced', 'complained', 'unsubscribed', 'blocked', 'deferred', 'failed'] as const;
+const SERIES_RATES = ['delivered', 'open', 'click', 'bounce', 'complaint', 'unsubscribe'] as const;
+const SERIES_COLUMNS = [{ key: 'start', label: 'start' }, ...SERIES_COUNTS.map((key) => ({ key, label: key })), ...SERIES_RATES.map((r) => ({ key: `rate_${r}`, label: `${r}_rate` }))];
 
 const Id = Type.String({ format: 'uuid' });
 const Scope = {
@@ -19,6 +25,7 @@ const SeriesQuery = Type.Object(
     to: Instant('end of the range, exclusive (default: now)'),
     bucket: Type.Optional(Type.Union([Type.Literal('hour'), Type.Literal('day')], { default: 'day' })),
     time_zone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, default: 'UTC', description: 'IANA time zone whose midnights start the days' })),
+    format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'csv: one row a bucket, counts then rates' })),
   },
   { additionalProperties: false },
 );
@@ -60,7 +67,18 @@ export function reportRoutes(app: App, ctx: AppContext) {
         querystring: SeriesQuery,
       },
     },
-    async (req) => svc.series(ctx, requireRole(req), req.query),
+    async (req, reply) => {
+      const { format, ...q } = req.query;
+      const s = await svc.series(ctx, requireRole(req), q);
+      if (format !== 'csv') return s;
+      const rows = (async function* () {
+        for (const b of s.buckets) {
+          yield { start: b.start.toISOString(), ...Object.fromEntries(SERIES_COUNTS.map((k) => [k, b[k]])), ...Object.fromEntries(SERIES_RATES.map((r) => [`rate_${r}`, b.rates[r]])) };
+        }
+      })();
+      const scope = q.message_id ?? q.template_id ?? q.audience_id;
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="report-${scope}-${s.bucket}.csv"`).send(csvStream(SERIES_COLUMNS, rows));
+    },
   );
 
   app.get(

@@ -4,7 +4,10 @@ import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { AppError } from '../platform/errors.ts';
 import * as svc from './service.ts';
+import { findMessageByKey } from './store.ts';
 import { BUILTIN_KINDS } from '../mail/builtin-templates.ts';
+import { simpleParser } from 'mailparser';
+import { sendEmailDocument } from '../mail/template-routes.ts';
 
 const Id = Type.String({ format: 'uuid' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -96,6 +99,26 @@ export function sendingRoutes(app: App, ctx: AppContext) {
     },
   );
 
+  app.get(
+    '/v1/messages',
+    {
+      schema: {
+        ...t(
+          'messages',
+          'The message sent with an idempotency key',
+          'For a client whose POST /v1/messages got no answer (a timeout, a cut connection, a server restart): whether the message was stored, and its status, without sending it again. 404 when no message holds the key.',
+        ),
+        querystring: Type.Object({ idempotency_key: Type.String({ minLength: 1, maxLength: 255 }) }, { additionalProperties: false }),
+      },
+    },
+    async (req) => {
+      const p = requireRole(req);
+      const m = await findMessageByKey(ctx.db, p.orgId, req.query.idempotency_key);
+      if (!m) throw new AppError(404, 'not_found', 'no message was stored with this idempotency_key');
+      return svc.getMessage(ctx, p, m.id);
+    },
+  );
+
   app.get('/v1/messages/:id', { schema: { ...t('messages', 'A message: status, deliveries (with the rule of any blocked one) and event history'), params: Type.Object({ id: Id }) } }, async (req) =>
     svc.getMessage(ctx, requireRole(req), req.params.id),
   );
@@ -126,5 +149,43 @@ export function sendingRoutes(app: App, ctx: AppContext) {
 
   app.get('/v1/outbox/:id', { schema: { ...t('messages', 'One message of the development outbox, with its full MIME source'), params: Type.Object({ id: Id }) } }, async (req) =>
     svc.getOutboxMessage(ctx, requireRole(req), req.params.id),
+  );
+
+  // The mailbox view of the outbox: the message as a mail client reads it.
+  const parsedOutbox = async (p: ReturnType<typeof requireRole>, id: string) => {
+    const m = await svc.getOutboxMessage(ctx, p, id);
+    return { m, parsed: await simpleParser(m.raw, { skipImageLinks: true, skipTextToHtml: true }) };
+  };
+  app.get(
+    '/v1/outbox/:id/message',
+    { schema: { ...t('messages', 'One message of the development outbox, decoded: its headers, text part and whether it has an HTML part (GET .../html)'), params: Type.Object({ id: Id }) } },
+    async (req) => {
+      const { m, parsed } = await parsedOutbox(requireRole(req), req.params.id);
+      return {
+        id: m.id,
+        message_id: m.message_id,
+        delivery_id: m.delivery_id,
+        envelope_from: m.envelope_from,
+        envelope_to: m.envelope_to,
+        created_at: m.created_at,
+        subject: parsed.subject ?? m.subject,
+        from: parsed.from?.text ?? null,
+        to: [parsed.to ?? []].flat().map((a) => a.text).join(', ') || null,
+        date: parsed.date ?? null,
+        headers: parsed.headerLines.map((h) => ({ name: h.key, value: h.line.slice(h.line.indexOf(':') + 1).trim() })),
+        text: parsed.text ?? null,
+        has_html: typeof parsed.html === 'string',
+        html_url: typeof parsed.html === 'string' ? `/v1/outbox/${m.id}/html` : null,
+      };
+    },
+  );
+  app.get(
+    '/v1/outbox/:id/html',
+    { schema: { ...t('messages', 'The HTML part of an outbox message, as a sandboxed document for a frame'), params: Type.Object({ id: Id }) } },
+    async (req, reply) => {
+      const { parsed } = await parsedOutbox(requireRole(req), req.params.id);
+      if (typeof parsed.html !== 'string') throw new AppError(404, 'not_found', 'this message has no HTML part');
+      return sendEmailDocument(reply, parsed.html);
+    },
   );
 }

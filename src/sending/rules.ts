@@ -58,6 +58,13 @@ export type FailureOutcome =
 /** Replies about our own session with the relay (authentication), not about the recipient. */
 const RELAY_REPLY_CODES = new Set([530, 534, 535, 538]);
 
+/**
+ * Steps of the session before any message (nodemailer's `command`: CONN for the greeting): a 5xx
+ * there ("554 no service for you") refuses every message alike, so it is about us and the server,
+ * never about this recipient, and bouncing a whole campaign on it would lose mail nobody refused.
+ */
+const SESSION_COMMANDS = /^(CONN|EHLO|HELO|LHLO|STARTTLS)$/i;
+
 /** Enhanced status codes (RFC 3463) saying the address does not exist or cannot receive: 5.1.x, 5.2.1. */
 const ADDRESS_STATUS = /^5\.(1\.\d{1,3}|2\.1)$/;
 
@@ -82,7 +89,8 @@ function oneLine(s: string | undefined, max = 500): string {
 
 /**
  * Reads a failed SMTP send. Any 4xx and any failure without an SMTP reply (connection refused,
- * dropped mid-DATA, timeout, TLS) is temporary. A 5xx is a bounce; it suppresses the address only
+ * dropped mid-DATA, timeout, TLS) is temporary, and so is a 5xx to the greeting or EHLO (the
+ * server refusing us, not the recipient). Any other 5xx is a bounce; it suppresses the address only
  * when it says the address is bad (5.1.x or 5.2.1, or a bare 550/551/553 answer to RCPT TO), not
  * when the receiver disliked this message (5.7.1 policy, 5.3.4 too big): the next message may pass.
  */
@@ -92,7 +100,7 @@ export function classifyFailure(err: SmtpFailure): FailureOutcome {
   const error = oneLine(err.message) || oneLine(err.code) || 'unknown error';
   if (typeof code === 'number' && code >= 400 && code < 500) return { kind: 'retry', reason: 'temporary', error, smtpResponse: response || null };
   if (typeof code === 'number' && code >= 500 && code < 600) {
-    if (RELAY_REPLY_CODES.has(code)) return { kind: 'retry', reason: 'relay', error, smtpResponse: response || null };
+    if (RELAY_REPLY_CODES.has(code) || SESSION_COMMANDS.test(err.command ?? '')) return { kind: 'retry', reason: 'relay', error, smtpResponse: response || null };
     const status = enhancedStatus(response);
     const addressLevel = status !== null ? isAddressStatus(status) : /^RCPT/i.test(err.command ?? '') && [550, 551, 553].includes(code);
     return { kind: 'bounce', suppress: addressLevel, error, smtpResponse: response || `${code}` };

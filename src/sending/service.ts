@@ -14,7 +14,7 @@ import type { DB, Lane, MessageCategory } from '../platform/schema.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import { checkEmail } from '../platform/email-address.ts';
 import type { Principal } from '../organisations/service.ts';
-import { audienceFor, contactFor, contactsForSending, ensureContactByEmail, eventFor } from '../audience/service.ts';
+import { audienceFor, contactsForSending, ensureContactByEmail, eventFor } from '../audience/service.ts';
 import type { IssuedToken } from '../accounts/service.ts';
 import {
   decide,
@@ -33,11 +33,14 @@ import {
   type RuleCode,
 } from '../consent/rules.ts';
 import { render, type CompiledTemplate, type TemplateSource } from '../mail/render.ts';
-import { asBadRequest, audienceFieldKeys, compiledFor, compiledVersion, contactData, eventData, templateFor } from '../mail/template-service.ts';
+import { asBadRequest, compiledFor, compiledVersion, contactData, eventData, templateFor } from '../mail/template-service.ts';
 import { findBuiltinOverride, type TemplateWithContent } from '../mail/template-store.ts';
 import { builtinTemplate, type BuiltinKind } from '../mail/builtin-templates.ts';
 import { deliveryDeadline, laneFor, messageStatus, priorityFor, rateDecision, rateWindowStart, type DeliveryStatus } from './rules.ts';
 import * as store from './store.ts';
+import { rateCounterFor } from './accept-rate.ts';
+import { lookupsFor, type AcceptEvent } from './accept-lookups.ts';
+import { acceptWriterFor } from './accept-writer.ts';
 import { excludedAmong } from '../consent/service.ts';
 import { marketingConsent } from '../consent/ledger-rules.ts';
 
@@ -70,13 +73,14 @@ export type RateCheck = { limited: false; limit: number | null; remaining: numbe
 
 /**
  * Counts this request against the caller's API key (its `rate_limit_per_minute`, 300 by default) in
- * a fixed one-minute window kept in the database, so every API process shares one count. Back-office
- * sessions are people clicking, not limited here.
+ * a fixed one-minute window. Counted in this process and written to the shared counter in batches
+ * (accept-rate.ts): exact with one API process, shared by all of them within a fraction of a second.
+ * Back-office sessions are people clicking, not limited here.
  */
 export async function checkRateLimit(ctx: AppContext, p: Principal): Promise<RateCheck> {
   if (p.kind !== 'key' || p.rateLimitPerMinute === null) return { limited: false, limit: null, remaining: null };
   const now = ctx.now();
-  const count = await store.countRequest(ctx.db, `key:${p.id}`, rateWindowStart(now));
+  const count = await rateCounterFor(ctx.db).count(`key:${p.id}`, rateWindowStart(now));
   const d = rateDecision(count, p.rateLimitPerMinute, now);
   return d.allowed ? { limited: false, limit: p.rateLimitPerMinute, remaining: d.remaining } : { limited: true, limit: p.rateLimitPerMinute, retryAfterSeconds: d.retryAfterSeconds };
 }
@@ -231,7 +235,7 @@ function requestHash(input: TriggeredInput): string {
   return createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex');
 }
 
-async function replay(ctx: AppContext, orgId: string, m: store.MessageRow, hash: string): Promise<Accepted> {
+async function replay(ctx: AppContext, m: { id: string; request_hash: string | null }, hash: string): Promise<Accepted> {
   if (m.request_hash !== hash) {
     throw conflict('idempotency_key_reused', 'this idempotency_key was already used for a different request; use a new key for a new message', { message_id: m.id });
   }
@@ -267,25 +271,45 @@ export function compiledInline(inline: InlineContent): Promise<CompiledTemplate>
 
 const UNSUBSCRIBE_PLACEHOLDER = (ctx: AppContext) => `${ctx.config.publicUrl}/u/preview`;
 
-/** Accepts one triggered message for one recipient. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const canSeeAudience = (p: Principal, audienceId: string) => p.audienceIds === null || p.audienceIds.includes(audienceId);
+
+/**
+ * Accepts one triggered message for one recipient. Concurrent calls are batched (accept-lookups.ts,
+ * accept-writer.ts): what they read is looked up for all of them at once, and the ones ready together
+ * are written in one statement and one commit. This resolves once this message's commit is done.
+ */
 export async function acceptTriggered(ctx: AppContext, p: Principal, input: TriggeredInput): Promise<Accepted> {
+  const look = lookupsFor(ctx.db);
   const hash = requestHash(input);
   const key = input.idempotency_key;
-  if (key !== undefined) {
-    const existing = await store.findMessageByKey(ctx.db, p.orgId, key);
-    if (existing) return replay(ctx, p.orgId, existing, hash);
-  }
+  const orgId = p.orgId;
+  const to = input.to;
 
   // What is sent, and to which audience.
   const inlineGiven = input.subject !== undefined || input.html !== undefined || input.text !== undefined;
   const sources = [input.template_id !== undefined, input.builtin !== undefined, inlineGiven].filter(Boolean).length;
+  // The common request (a stored template to a contact id) reads everything in one query for its cohort;
+  // the others read step by step, still batched with their cohort.
+  const context =
+    sources === 1 && input.template_id && UUID.test(input.template_id) && to.contact_id && UUID.test(to.contact_id) && to.email === undefined
+      ? await look.context.load({ orgId, templateId: input.template_id, contactId: to.contact_id, key: key ?? null })
+      : undefined;
+  const [existing, stored] = context
+    ? [context.existing_id ? { id: context.existing_id, request_hash: context.existing_hash } : undefined, context.template ?? undefined]
+    : await Promise.all([
+        key !== undefined ? look.messageByKey.load({ orgId, id: key }) : undefined,
+        sources === 1 && input.template_id && UUID.test(input.template_id) ? look.template.load({ orgId, id: input.template_id }) : undefined,
+      ]);
+  if (existing) return replay(ctx, existing, hash);
   if (sources !== 1) throw badRequest('template_required', 'give one of template_id, builtin (with audience_id), or audience_id with subject and html (transactional mail only)');
   let template: TemplateWithContent | null = null;
   let inline: InlineContent | null = null;
   let audienceId: string;
   let eventId: string | null = null;
   if (input.template_id) {
-    template = await templateFor(ctx, p, input.template_id);
+    if (!stored || !canSeeAudience(p, stored.audience_id)) throw notFound('template');
+    template = stored;
     if (input.audience_id && input.audience_id !== template.audience_id) throw badRequest('audience_mismatch', 'audience_id is not the audience of the template');
     if (input.event_id) throw badRequest('event_with_template', 'a stored template names its own event; event_id is for built-in and inline messages');
     audienceId = template.audience_id;
@@ -314,11 +338,44 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
   if (!triggeredCategoryAllowed(category)) {
     throw new AppError(422, 'triggered_marketing', explain('triggered_marketing').en, { rule: 'triggered_marketing', explanation: explain('triggered_marketing') });
   }
-  const org = await orgInfo(ctx, p.orgId);
+  // A stored template names its event; a built-in (or its override) is about the event of the request.
+  const messageEventId = template && !input.builtin ? template.event_id : (eventId ?? template?.event_id ?? null);
+
+  // Who it goes to.
+  if ((to.contact_id === undefined) === (to.email === undefined)) throw badRequest('invalid_recipient', 'to needs either contact_id or email');
+  let org: { name: string; settings: unknown } | undefined;
+  let scopeEvent: AcceptEvent | undefined;
+  let messageEvent: AcceptEvent | undefined;
+  let contact: SendingContact | undefined;
+  let fieldKeys: string[] | undefined;
+  if (context) {
+    org = context.org_name !== null ? { name: context.org_name, settings: context.org_settings } : undefined;
+    // The template's event is the message's: this path has no built-in.
+    scopeEvent = messageEvent = context.event ?? undefined;
+    contact = (context.contact ?? undefined) as SendingContact | undefined;
+    fieldKeys = context.field_keys;
+  } else {
+    let contactId: string;
+    if (to.contact_id) contactId = to.contact_id;
+    else {
+      const { fields, contact_id: _none, ...builtins } = to;
+      contactId = (await ensureContactByEmail(ctx, p, audienceId, { builtins, custom: fields ?? {} })).id;
+    }
+    [org, scopeEvent, messageEvent, contact, fieldKeys] = await Promise.all([
+      look.organisation.load(orgId),
+      template?.event_id ? look.event.load({ orgId, id: template.event_id }) : undefined,
+      messageEventId ? look.event.load({ orgId, id: messageEventId }) : undefined,
+      UUID.test(contactId) ? look.contact.load({ orgId, id: contactId }) : undefined,
+      look.fieldKeys.load({ orgId, id: audienceId }),
+    ]);
+  }
+  if (!org) throw notFound('organisation');
+  if (!contact || contact.audience_id !== audienceId) throw notFound('contact');
+
   let scope: MessageScope;
   let compiled: CompiledTemplate;
   if (template) {
-    scope = await scopeOfTemplate(ctx, p, template, 'triggered', org);
+    scope = { orgSettings: org.settings, audienceId: template.audience_id, category: template.category, origin: 'triggered', event: scopeEvent ?? null, communityId: template.community_id };
     compiled = await compiledVersion(template.id, template.version, template);
   } else {
     try {
@@ -330,34 +387,24 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
   }
   // The organisation's name is there for every template (the built-ins sign with it).
   const variables = { organisation_name: org.name, ...input.variables };
-  // A stored template names its event; a built-in (or its override) is about the event of the request.
-  const messageEventId = template && !input.builtin ? template.event_id : (eventId ?? template?.event_id ?? null);
-
-  // Who it goes to.
-  const to = input.to;
-  if ((to.contact_id === undefined) === (to.email === undefined)) throw badRequest('invalid_recipient', 'to needs either contact_id or email');
-  let contactId: string;
-  if (to.contact_id) contactId = (await contactFor(ctx, p, audienceId, to.contact_id)).id;
-  else {
-    const { fields, contact_id: _none, ...builtins } = to;
-    contactId = (await ensureContactByEmail(ctx, p, audienceId, { builtins, custom: fields ?? {} })).id;
-  }
-  const [contact] = await contactsForSending(ctx.db, p.orgId, [contactId]);
-  if (!contact) throw notFound('contact');
 
   const now = ctx.now();
+  const address = emailKey(contact.email);
+  const [suppression, excluded] =
+    context && context.contact?.email_lower === address
+      ? [{ hardBouncedAt: context.hard_bounced_at, complainedAt: context.complained_at }, context.excluded]
+      : await Promise.all([look.suppression.load({ orgId, id: address }), look.exclusion.load({ orgId, id: address })]);
   let decision: Decision;
   try {
-    decision = (await decideFor(ctx, p.orgId, scope, [contact], now)).get(contact.id)!;
+    decision = decide(policyMessage(scope, contact.id), policyRecipient(contact, contact.email, suppression, excluded === true), now);
   } catch (e) {
     throw policyError(e);
   }
 
   // A variable the caller forgot would go out as an empty link: refuse it now, naming it.
   if (decision.allow) {
-    const event = messageEventId ? await ctx.db.selectFrom('events').selectAll().where('id', '=', messageEventId).executeTakeFirst() : undefined;
     try {
-      render(compiled, { contact: contactData(contact, await audienceFieldKeys(ctx, p, audienceId)), event: event ? eventData(event) : null, vars: variables, unsubscribe: UNSUBSCRIBE_PLACEHOLDER(ctx) }, 'preview');
+      render(compiled, { contact: contactData(contact, fieldKeys ?? []), event: messageEvent ? eventData(messageEvent) : null, vars: variables, unsubscribe: UNSUBSCRIBE_PLACEHOLDER(ctx) }, 'preview');
     } catch (e) {
       throw asBadRequest(e);
     }
@@ -368,34 +415,28 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
   const dueAt = sendAt && sendAt > now ? sendAt : now;
   const lane = laneFor(scope.category);
 
-  const messageId = randomUUID();
-  const deliveryId = randomUUID();
-  const written = await store.insertTriggered(
-    ctx.db,
-    {
-      id: messageId,
-      org_id: p.orgId,
-      audience_id: audienceId,
-      origin: 'triggered',
-      category: scope.category,
-      template_id: template?.id ?? null,
-      template_version: template?.version ?? null,
-      event_id: messageEventId,
-      community_id: template?.community_id ?? null,
-      inline: inline ? JSON.stringify(inline) : null,
-      // A blocked message is never sent: its secrets need not be kept at all.
-      variables: JSON.stringify(input.sensitive && !decision.allow ? {} : variables),
-      sensitive: input.sensitive ?? false,
-      idempotency_key: key ?? null,
-      request_hash: hash,
-      custom_id: input.custom_id ?? null,
-      tags: input.tags ?? [],
-      send_at: sendAt,
-      created_by: `${p.kind}:${p.id}`,
-      created_at: now,
-    },
-    {
-      id: deliveryId,
+  const row: store.TriggeredRow = {
+    id: randomUUID(),
+    org_id: orgId,
+    audience_id: audienceId,
+    category: scope.category,
+    template_id: template?.id ?? null,
+    template_version: template?.version ?? null,
+    event_id: messageEventId,
+    community_id: template?.community_id ?? null,
+    inline,
+    // A blocked message is never sent: its secrets need not be kept at all.
+    variables: input.sensitive && !decision.allow ? {} : variables,
+    sensitive: input.sensitive ?? false,
+    idempotency_key: key ?? null,
+    request_hash: hash,
+    custom_id: input.custom_id ?? null,
+    tags: input.tags ?? [],
+    send_at: sendAt,
+    created_by: `${p.kind}:${p.id}`,
+    created_at: now,
+    delivery: {
+      id: randomUUID(),
       contact_id: contact.id,
       email: contact.email,
       lane,
@@ -406,20 +447,21 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
       due_at: dueAt,
       expires_at: deliveryDeadline(scope.category, dueAt),
     },
-    { type: decision.allow ? 'queued' : 'blocked', detail: JSON.stringify(decision.allow ? { due_at: dueAt.toISOString() } : { rule: decision.rule, detail: decision.detail }) },
-  );
-  const created = written ? { messageId, deliveryId } : null;
+    event: { type: decision.allow ? 'queued' : 'blocked', detail: decision.allow ? { due_at: dueAt.toISOString() } : { rule: decision.rule, detail: decision.detail } },
+  };
+  // Inside a caller's transaction the message belongs to that transaction, not to a shared batch.
+  const written = ctx.db.isTransaction ? (await store.insertTriggered(ctx.db, [row])).has(row.id) : await acceptWriterFor(ctx.db).submit(row);
 
-  if (!created) {
-    const winner = await store.findMessageByKey(ctx.db, p.orgId, key!);
+  if (!written) {
+    const winner = key !== undefined ? await store.findMessageByKey(ctx.db, orgId, key) : undefined;
     if (!winner) throw new AppError(409, 'idempotency_conflict', 'a concurrent request with this idempotency_key failed; retry');
-    return replay(ctx, p.orgId, winner, hash);
+    return replay(ctx, winner, hash);
   }
   if (decision.allow) notifyQueued(ctx.db, lane);
   return {
-    id: created.messageId,
+    id: row.id,
     status: decision.allow ? 'queued' : 'blocked',
-    delivery_id: created.deliveryId,
+    delivery_id: row.delivery.id,
     replayed: false,
     ...(decision.allow ? {} : { rule: decision.rule, detail: decision.detail }),
   };
@@ -663,7 +705,11 @@ export async function getMessage(ctx: AppContext, p: Principal, id: string) {
   await audienceFor(ctx, p, m.audience_id).catch(() => {
     throw notFound('message');
   });
-  const [deliveries, counts, events] = await Promise.all([store.deliveriesOf(ctx.db, id, 100), store.deliveryCounts(ctx.db, id), store.eventsOf(ctx.db, id, 500)]);
+  // One snapshot: read apart, the status could be computed from counts newer than the deliveries shown.
+  const [deliveries, counts, events] = await ctx.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => [await store.deliveriesOf(trx, id, 100), await store.deliveryCounts(trx, id), await store.eventsOf(trx, id, 500)] as const);
   return {
     id: m.id,
     status: messageStatus(counts),

@@ -1,5 +1,6 @@
 import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
 import type { DB, DeliveriesTable, DeliveryStatus, Lane, MessageEventsTable, MessagesTable } from '../platform/schema.ts';
+import type { TemplateWithContent } from '../mail/template-store.ts';
 
 type Q = Kysely<DB>;
 
@@ -8,15 +9,20 @@ export type DeliveryRow = Selectable<DeliveriesTable>;
 
 // ---- rate limit ----
 
-/** Counts one request in its window and returns the window's count: one statement, any number of API processes. */
-export async function countRequest(db: Q, key: string, windowStart: Date): Promise<number> {
-  const r = await db
-    .insertInto('rate_counters')
-    .values({ key, window_start: windowStart, count: 1 })
-    .onConflict((oc) => oc.columns(['key', 'window_start']).doUpdateSet({ count: sql`rate_counters.count + 1` }))
-    .returning('count')
-    .executeTakeFirstOrThrow();
-  return r.count;
+/**
+ * Adds each delta to its (key, window) counter and returns the totals: every key a process counted
+ * since its last write, in one statement (see accept-rate.ts). Sorted, so that two processes writing
+ * the same keys lock them in the same order.
+ */
+export async function addToRateCounters(db: Q, rows: readonly { key: string; windowStart: Date; delta: number }[]): Promise<{ key: string; windowStart: Date; count: number }[]> {
+  if (rows.length === 0) return [];
+  const sorted = [...rows].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.windowStart.getTime() - b.windowStart.getTime()));
+  const r = await sql<{ key: string; window_start: Date | string; count: number }>`
+    INSERT INTO rate_counters (key, window_start, count)
+    SELECT * FROM unnest(${sorted.map((x) => x.key)}::text[], ${sorted.map((x) => x.windowStart.toISOString())}::timestamptz[], ${sorted.map((x) => x.delta)}::int[])
+    ON CONFLICT (key, window_start) DO UPDATE SET count = rate_counters.count + excluded.count
+    RETURNING key, window_start, count`.execute(db);
+  return r.rows.map((x) => ({ key: x.key, windowStart: new Date(x.window_start), count: Number(x.count) }));
 }
 
 export async function purgeRateCounters(db: Q, before: Date) {
@@ -40,70 +46,287 @@ export async function insertMessage(db: Q, row: Insertable<MessagesTable>): Prom
   return r?.id;
 }
 
+// ---- the accept side of the triggered API: lookups and writes for a batch of requests at once ----
+
+/** The messages holding these idempotency keys, each key with its organisation. */
+export async function messagesByKeys(db: Q, keys: readonly { orgId: string; key: string }[]) {
+  if (keys.length === 0) return [];
+  const r = await sql<{ id: string; org_id: string; idempotency_key: string; request_hash: string | null }>`
+    SELECT m.id, m.org_id, m.idempotency_key, m.request_hash
+    FROM messages m
+    JOIN unnest(${keys.map((k) => k.orgId)}::uuid[], ${keys.map((k) => k.key)}::text[]) AS k(org_id, key)
+      ON m.org_id = k.org_id AND m.idempotency_key = k.key`.execute(db);
+  return r.rows;
+}
+
+/** Templates (not deleted) with the content of their current version, each id with its organisation. */
+export async function templatesByIds(db: Q, ids: readonly { orgId: string; id: string }[]): Promise<TemplateWithContent[]> {
+  if (ids.length === 0) return [];
+  const r = await sql<TemplateWithContent>`
+    SELECT t.id, t.org_id, t.audience_id, t.event_id, t.community_id, t.name, t.builtin_kind, t.version, t.created_at, t.updated_at, t.deleted_at,
+           v.category, v.language, v.subject, v.preheader, v.format, v.body, v.text_body, v.tracking, v.from_name, v.from_email, v.reply_to
+    FROM templates t
+    JOIN template_versions v ON v.template_id = t.id AND v.version = t.version
+    JOIN unnest(${ids.map((k) => k.orgId)}::uuid[], ${ids.map((k) => k.id)}::uuid[]) AS k(org_id, id) ON t.org_id = k.org_id AND t.id = k.id
+    WHERE t.deleted_at IS NULL`.execute(db);
+  return r.rows;
+}
+
+export function organisationsByIds(db: Q, ids: readonly string[]) {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom('organisations').select(['id', 'name', 'settings']).where('id', '=', sql<string>`any(${[...ids]}::uuid[])`).execute();
+}
+
+/** Events, each id with its organisation. */
+export async function eventsByIds(db: Q, ids: readonly { orgId: string; id: string }[]) {
+  if (ids.length === 0) return [];
+  const r = await sql<{ id: string; org_id: string; audience_id: string; name: string; starts_at: Date; ends_at: Date; time_zone: string }>`
+    SELECT e.id, e.org_id, e.audience_id, e.name, e.starts_at, e.ends_at, e.time_zone
+    FROM events e
+    JOIN unnest(${ids.map((k) => k.orgId)}::uuid[], ${ids.map((k) => k.id)}::uuid[]) AS k(org_id, id) ON e.org_id = k.org_id AND e.id = k.id`.execute(db);
+  return r.rows;
+}
+
+/** The custom fields (audience scope) of each audience, in their display order: what a template may name. */
+export async function audienceFieldKeysOf(db: Q, audiences: readonly { orgId: string; audienceId: string }[]) {
+  if (audiences.length === 0) return [];
+  const r = await sql<{ audience_id: string; key: string }>`
+    SELECT f.audience_id, f.key
+    FROM fields f
+    JOIN unnest(${audiences.map((k) => k.orgId)}::uuid[], ${audiences.map((k) => k.audienceId)}::uuid[]) AS k(org_id, audience_id)
+      ON f.org_id = k.org_id AND f.audience_id = k.audience_id
+    WHERE f.scope = 'audience'
+    ORDER BY f.created_at, f.key`.execute(db);
+  return r.rows;
+}
+
+/** Everything accepting a message from a stored template to a contact id needs, for one request. */
+export interface AcceptContextRow {
+  i: number;
+  existing_id: string | null;
+  existing_hash: string | null;
+  org_name: string | null;
+  org_settings: unknown;
+  /** the template with its current content; null when there is none (deleted, or another organisation's) */
+  template: TemplateWithContent | null;
+  event: { id: string; org_id: string; audience_id: string; name: string; starts_at: Date; ends_at: Date; time_zone: string } | null;
+  contact: {
+    id: string;
+    audience_id: string;
+    email: string;
+    email_lower: string;
+    first_name: string | null;
+    last_name: string | null;
+    company: string | null;
+    job_title: string | null;
+    fields: unknown;
+    marketing_authorized_at: Date | null;
+    marketing_withdrawn_at: Date | null;
+    event_ids: string[];
+    community_ids: string[];
+  } | null;
+  hard_bounced_at: Date | null;
+  complained_at: Date | null;
+  excluded: boolean;
+  field_keys: string[];
+}
+
 /**
- * A triggered message with its one delivery and its first event, in one statement (atomic without a
- * transaction, one round trip instead of five). The ids are made by the caller so that the three rows
- * need nothing back from each other; the delivery and event are written only if the message was
- * (another message may hold the idempotency key). Returns whether it was written.
+ * The accept context of many requests (template id + contact id) in one query: the message already
+ * holding the idempotency key, the organisation, the template and its event, the contact with its
+ * events and communities, the suppressions and exclusion of its address, the audience's custom fields.
+ * Every join is scoped by the request's organisation. Rows come back by request index `i` (0-based).
  */
-export async function insertTriggered(
-  db: Q,
-  message: Insertable<MessagesTable> & { id: string },
-  d: { id: string; contact_id: string; email: string; lane: Lane; priority: number; status: 'queued' | 'blocked'; rule: string | null; rule_detail: string | null; due_at: Date; expires_at: Date },
-  e: { type: string; detail: string },
-): Promise<boolean> {
-  const at = message.created_at as Date;
-  const r = await db
-    .with('m', (q) => q.insertInto('messages').values(message).onConflict((oc) => oc.columns(['org_id', 'idempotency_key']).where('idempotency_key', 'is not', null).doNothing()).returning('id'))
-    .with('d', (q) =>
-      q
-        .insertInto('deliveries')
-        .columns(['id', 'org_id', 'message_id', 'contact_id', 'email', 'lane', 'priority', 'status', 'rule', 'rule_detail', 'due_at', 'expires_at', 'created_at', 'updated_at'])
-        .expression((eb) =>
-          eb
-            .selectFrom('m')
-            .select([
-              sql<string>`${d.id}::uuid`.as('id'),
-              sql<string>`${message.org_id}::uuid`.as('org_id'),
-              'm.id as message_id',
-              sql<string>`${d.contact_id}::uuid`.as('contact_id'),
-              sql<string>`${d.email}::text`.as('email'),
-              sql<Lane>`${d.lane}::text`.as('lane'),
-              sql<number>`${d.priority}::smallint`.as('priority'),
-              sql<DeliveryStatus>`${d.status}::text`.as('status'),
-              sql<string | null>`${d.rule}::text`.as('rule'),
-              sql<string | null>`${d.rule_detail}::text`.as('rule_detail'),
-              sql<Date>`${d.due_at}::timestamptz`.as('due_at'),
-              sql<Date>`${d.expires_at}::timestamptz`.as('expires_at'),
-              sql<Date>`${at}::timestamptz`.as('created_at'),
-              sql<Date>`${at}::timestamptz`.as('updated_at'),
-            ]),
-        )
-        .returning(['id', 'message_id']),
+export async function acceptContexts(db: Q, reqs: readonly { orgId: string; templateId: string; contactId: string; key: string | null }[]): Promise<AcceptContextRow[]> {
+  if (reqs.length === 0) return [];
+  const r = await sql<Record<string, any>>`
+    SELECT (r.i - 1)::int AS i,
+           m.id AS existing_id, m.request_hash AS existing_hash,
+           o.name AS org_name, o.settings AS org_settings,
+           t.id AS t_id, t.org_id AS t_org_id, t.audience_id AS t_audience_id, t.event_id AS t_event_id, t.community_id AS t_community_id, t.name AS t_name,
+           t.builtin_kind AS t_builtin_kind, t.version AS t_version, t.created_at AS t_created_at, t.updated_at AS t_updated_at, t.deleted_at AS t_deleted_at,
+           v.category AS v_category, v.language AS v_language, v.subject AS v_subject, v.preheader AS v_preheader, v.format AS v_format, v.body AS v_body,
+           v.text_body AS v_text_body, v.tracking AS v_tracking, v.from_name AS v_from_name, v.from_email AS v_from_email, v.reply_to AS v_reply_to,
+           e.id AS e_id, e.org_id AS e_org_id, e.audience_id AS e_audience_id, e.name AS e_name, e.starts_at AS e_starts_at, e.ends_at AS e_ends_at, e.time_zone AS e_time_zone,
+           c.id AS c_id, c.audience_id AS c_audience_id, c.email AS c_email, c.email_lower AS c_email_lower, c.first_name AS c_first_name, c.last_name AS c_last_name,
+           c.company AS c_company, c.job_title AS c_job_title, c.fields AS c_fields, c.marketing_authorized_at AS c_marketing_authorized_at,
+           c.marketing_withdrawn_at AS c_marketing_withdrawn_at,
+           coalesce((SELECT jsonb_agg(p.event_id) FROM participants p WHERE p.contact_id = c.id), '[]'::jsonb) AS c_event_ids,
+           coalesce((SELECT jsonb_agg(mb.community_id) FROM members mb WHERE mb.contact_id = c.id), '[]'::jsonb) AS c_community_ids,
+           (SELECT max(s.created_at) FROM suppressions s WHERE s.org_id = r.org_id AND s.email_lower = c.email_lower AND s.reason = 'hard_bounce') AS hard_bounced_at,
+           (SELECT max(s.created_at) FROM suppressions s WHERE s.org_id = r.org_id AND s.email_lower = c.email_lower AND s.reason = 'complaint') AS complained_at,
+           EXISTS (SELECT 1 FROM exclusions x WHERE x.org_id = r.org_id AND x.email_lower = c.email_lower) AS excluded,
+           coalesce((SELECT jsonb_agg(f.key ORDER BY f.created_at, f.key) FROM fields f WHERE f.org_id = r.org_id AND f.audience_id = t.audience_id AND f.scope = 'audience'), '[]'::jsonb) AS field_keys
+    FROM unnest(${reqs.map((x) => x.orgId)}::uuid[], ${reqs.map((x) => x.templateId)}::uuid[], ${reqs.map((x) => x.contactId)}::uuid[], ${reqs.map((x) => x.key)}::text[])
+         WITH ORDINALITY AS r(org_id, template_id, contact_id, key, i)
+    LEFT JOIN organisations o ON o.id = r.org_id
+    LEFT JOIN messages m ON m.org_id = r.org_id AND m.idempotency_key = r.key
+    LEFT JOIN templates t ON t.org_id = r.org_id AND t.id = r.template_id AND t.deleted_at IS NULL
+    LEFT JOIN template_versions v ON v.template_id = t.id AND v.version = t.version
+    LEFT JOIN events e ON e.org_id = r.org_id AND e.id = t.event_id
+    LEFT JOIN contacts c ON c.org_id = r.org_id AND c.id = r.contact_id`.execute(db);
+  return r.rows.map((x) => ({
+    i: x.i,
+    existing_id: x.existing_id,
+    existing_hash: x.existing_hash,
+    org_name: x.org_name,
+    org_settings: x.org_settings,
+    template:
+      x.t_id && x.v_subject !== null && x.v_subject !== undefined
+        ? {
+            id: x.t_id,
+            org_id: x.t_org_id,
+            audience_id: x.t_audience_id,
+            event_id: x.t_event_id,
+            community_id: x.t_community_id,
+            name: x.t_name,
+            builtin_kind: x.t_builtin_kind,
+            version: x.t_version,
+            created_at: x.t_created_at,
+            updated_at: x.t_updated_at,
+            deleted_at: x.t_deleted_at,
+            category: x.v_category,
+            language: x.v_language,
+            subject: x.v_subject,
+            preheader: x.v_preheader,
+            format: x.v_format,
+            body: x.v_body,
+            text_body: x.v_text_body,
+            tracking: x.v_tracking,
+            from_name: x.v_from_name,
+            from_email: x.v_from_email,
+            reply_to: x.v_reply_to,
+          }
+        : null,
+    event: x.e_id ? { id: x.e_id, org_id: x.e_org_id, audience_id: x.e_audience_id, name: x.e_name, starts_at: x.e_starts_at, ends_at: x.e_ends_at, time_zone: x.e_time_zone } : null,
+    contact: x.c_id
+      ? {
+          id: x.c_id,
+          audience_id: x.c_audience_id,
+          email: x.c_email,
+          email_lower: x.c_email_lower,
+          first_name: x.c_first_name,
+          last_name: x.c_last_name,
+          company: x.c_company,
+          job_title: x.c_job_title,
+          fields: x.c_fields,
+          marketing_authorized_at: x.c_marketing_authorized_at,
+          marketing_withdrawn_at: x.c_marketing_withdrawn_at,
+          event_ids: x.c_event_ids,
+          community_ids: x.c_community_ids,
+        }
+      : null,
+    hard_bounced_at: x.hard_bounced_at,
+    complained_at: x.complained_at,
+    excluded: x.excluded === true,
+    field_keys: x.field_keys ?? [],
+  }));
+}
+
+/** One triggered message as the accept batch writes it: the message, its one delivery, its first event. */
+export interface TriggeredRow {
+  id: string;
+  org_id: string;
+  audience_id: string;
+  category: MessagesTable['category'];
+  template_id: string | null;
+  template_version: number | null;
+  event_id: string | null;
+  community_id: string | null;
+  inline: unknown;
+  variables: unknown;
+  sensitive: boolean;
+  idempotency_key: string | null;
+  request_hash: string;
+  custom_id: string | null;
+  tags: string[];
+  send_at: Date | null;
+  created_by: string;
+  created_at: Date;
+  delivery: { id: string; contact_id: string; email: string; lane: Lane; priority: number; status: 'queued' | 'blocked'; rule: string | null; rule_detail: string | null; due_at: Date; expires_at: Date };
+  event: { type: string; detail: unknown };
+}
+
+/**
+ * Writes triggered messages with their delivery and first event, any number in one statement (one
+ * commit for all of them, and one run of the message_events statement triggers). A message whose
+ * idempotency key another message holds is skipped with its delivery and event; returns the ids of the
+ * messages written. Rows go in (organisation, key) order, so that concurrent batches holding the same
+ * keys wait for each other instead of deadlocking. Workers of other processes hear of messages due
+ * now at commit (NOTIFY, once per lane).
+ */
+export async function insertTriggered(db: Q, rows: readonly TriggeredRow[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const json = JSON.stringify(
+    rows.map((m, ord) => ({
+      ord,
+      id: m.id,
+      org_id: m.org_id,
+      audience_id: m.audience_id,
+      category: m.category,
+      template_id: m.template_id,
+      template_version: m.template_version,
+      event_id: m.event_id,
+      community_id: m.community_id,
+      inline: m.inline,
+      variables: m.variables,
+      sensitive: m.sensitive,
+      idempotency_key: m.idempotency_key,
+      request_hash: m.request_hash,
+      custom_id: m.custom_id,
+      tags: m.tags,
+      send_at: m.send_at ? m.send_at.toISOString() : null,
+      created_by: m.created_by,
+      created_at: m.created_at.toISOString(),
+      delivery_id: m.delivery.id,
+      contact_id: m.delivery.contact_id,
+      email: m.delivery.email,
+      lane: m.delivery.lane,
+      priority: m.delivery.priority,
+      status: m.delivery.status,
+      rule: m.delivery.rule,
+      rule_detail: m.delivery.rule_detail,
+      due_at: m.delivery.due_at.toISOString(),
+      expires_at: m.delivery.expires_at.toISOString(),
+      event_type: m.event.type,
+      event_detail: m.event.detail,
+    })),
+  );
+  const r = await sql<{ id: string; notice: boolean }>`
+    WITH v AS (
+      SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS v(
+        ord int, id uuid, org_id uuid, audience_id uuid, category text, template_id uuid, template_version int, event_id uuid, community_id uuid,
+        inline jsonb, variables jsonb, sensitive boolean, idempotency_key text, request_hash text, custom_id text, tags text[], send_at timestamptz,
+        created_by text, created_at timestamptz, delivery_id uuid, contact_id uuid, email text, lane text, priority smallint, status text,
+        rule text, rule_detail text, due_at timestamptz, expires_at timestamptz, event_type text, event_detail jsonb)
+    ),
+    m AS (
+      INSERT INTO messages (id, org_id, audience_id, origin, category, template_id, template_version, event_id, community_id, inline, variables,
+                            sensitive, idempotency_key, request_hash, custom_id, tags, send_at, created_by, created_at)
+      SELECT id, org_id, audience_id, 'triggered', category, template_id, template_version, event_id, community_id, inline, coalesce(variables, '{}'::jsonb),
+             sensitive, idempotency_key, request_hash, custom_id, coalesce(tags, '{}'), send_at, created_by, created_at
+      FROM v
+      ORDER BY org_id, idempotency_key, ord
+      ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING id
+    ),
+    d AS (
+      INSERT INTO deliveries (id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at)
+      SELECT v.delivery_id, v.org_id, v.id, v.contact_id, v.email, v.lane, v.priority, v.status, v.rule, v.rule_detail, v.due_at, v.expires_at, v.created_at, v.created_at
+      FROM v JOIN m ON m.id = v.id
+      ORDER BY v.ord
+      RETURNING id
+    ),
+    ev AS (
+      INSERT INTO message_events (org_id, message_id, delivery_id, type, at, detail)
+      SELECT v.org_id, v.id, v.delivery_id, v.event_type, v.created_at, coalesce(v.event_detail, '{}'::jsonb)
+      FROM v JOIN d ON d.id = v.delivery_id
+      ORDER BY v.ord
     )
-    .with('ev', (q) =>
-      q
-        .insertInto('message_events')
-        .columns(['org_id', 'message_id', 'delivery_id', 'type', 'at', 'detail'])
-        .expression((eb) =>
-          eb
-            .selectFrom('d')
-            .select([
-              sql<string>`${message.org_id}::uuid`.as('org_id'),
-              'd.message_id',
-              'd.id as delivery_id',
-              sql<string>`${e.type}::text`.as('type'),
-              sql<Date>`${at}::timestamptz`.as('at'),
-              sql<unknown>`${e.detail}::jsonb`.as('detail'),
-            ]),
-        ),
-    )
-    .selectFrom('m')
-    .select('m.id')
-    // Workers of other processes hear of a message due now at commit, instead of at their next poll.
-    .$if(d.status === 'queued' && d.due_at.getTime() <= at.getTime(), (q) => q.select(sql<string>`pg_notify(${QUEUED_CHANNEL}, ${d.lane})`.as('notified')))
-    .executeTakeFirst();
-  return r !== undefined;
+    SELECT m.id::text AS id, false AS notice FROM m
+    UNION ALL
+    SELECT pg_notify(${QUEUED_CHANNEL}, l.lane)::text, true FROM (SELECT DISTINCT v.lane FROM v JOIN m ON m.id = v.id WHERE v.status = 'queued' AND v.due_at <= v.created_at) l`.execute(db);
+  return new Set(r.rows.flatMap((x) => (x.notice ? [] : [x.id])));
 }
 
 /** The channel workers LISTEN on (payload: the lane). */

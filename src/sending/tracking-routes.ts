@@ -10,6 +10,9 @@ const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBR
 const Token = Type.Object({ token: Type.String({ minLength: 1, maxLength: 8000 }) });
 const Lang = Type.Object({ lang: Type.Optional(Type.String({ maxLength: 10 })) });
 
+/** An unsubscribe token is a delivery id and at most its MAC: with more parts it is not a link that was sent. */
+const unsubscribeShape = (token: string) => token.split('.').length <= 2;
+
 const visitor = (req: FastifyRequest): svc.Visitor => ({ ip: req.ip ?? null, userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null });
 
 function html(reply: FastifyReply, status: number, body: string) {
@@ -43,7 +46,7 @@ export async function trackingRoutes(app: App, ctx: AppContext) {
 
     scope.get('/u/:token', { schema: { hide: true, params: Token, querystring: Lang } }, async (req, reply) => {
       const lang = pageLanguage(req.query.lang, req.headers['accept-language']);
-      const t = await svc.unsubscribeTarget(ctx, req.params.token);
+      const t = unsubscribeShape(req.params.token) ? await svc.unsubscribeTarget(ctx, req.params.token) : null;
       if (!t) return html(reply, 404, invalidPage(lang));
       return html(reply, 200, confirmPage(lang, t, `${ctx.config.publicUrl.replace(/\/+$/, '')}/u/${encodeURIComponent(req.params.token)}`));
     });
@@ -68,7 +71,7 @@ export async function trackingRoutes(app: App, ctx: AppContext) {
       const oneClick = body['List-Unsubscribe'] === 'One-Click' || (typeof body.multipart === 'string' && body.multipart.includes('One-Click'));
       const lang = pageLanguage(body.lang ?? req.query.lang, req.headers['accept-language']);
       const everything = body.scope === 'organisation';
-      const r = await svc.unsubscribe(ctx, req.params.token, { method: oneClick ? 'one_click' : 'unsubscribe_page', everything, ...visitor(req) });
+      const r = unsubscribeShape(req.params.token) ? await svc.unsubscribe(ctx, req.params.token, { method: oneClick ? 'one_click' : 'unsubscribe_page', everything, ...visitor(req) }) : null;
       if (!r) return html(reply, 404, invalidPage(lang));
       if (oneClick) return reply.status(200).header('content-type', 'text/plain; charset=utf-8').send('unsubscribed\n');
       return html(reply, 200, donePage(lang, { organisation: r.organisation, audience: r.audience, everything: r.excluded || everything }));

@@ -3,8 +3,14 @@
  * or a closed event window since the message was accepted still stops it), renders from the compiled
  * template version, composes, sends, and records the outcome.
  *
- * Two claim loops, one per lane, each with its own SMTP pool: a transactional message is claimed and
- * sent while a bulk backlog drains, never behind it.
+ * Two claim loops, one per lane, each with its own pool of SMTP sessions: a transactional message is
+ * claimed and sent while a bulk backlog drains, never behind it. A lane keeps up to two batches in
+ * hand, so the next batch is claimed and loaded while the current one is being sent.
+ *
+ * Per message, the CPU is spent where the SMTP limit asks for it (BENCHMARKS.md, Campaign): the HTML
+ * part of a versioned template is spliced from a skeleton encoded once per version
+ * (src/mail/mime-skeleton.ts), the message is built as bytes (src/mail/compose.ts), and sent over
+ * pipelined, reused sessions (src/mail/smtp-pool.ts).
  *
  * Crash safety: a claimed row carries this worker's lease. If the process dies, the row becomes due
  * again when the lease runs out and another worker sends it; only what this worker sent but had not
@@ -15,6 +21,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { AppContext } from '../platform/context.ts';
+import { isConnectionError } from '../platform/database.ts';
 import type { Lane } from '../platform/schema.ts';
 import { contactsForSending } from '../audience/service.ts';
 import { decide, PolicyInputError, type Decision } from '../consent/rules.ts';
@@ -22,7 +29,10 @@ import { render, TemplateError, type CompiledTemplate } from '../mail/render.ts'
 import { compiledVersion, contactData } from '../mail/template-service.ts';
 import type { VersionContent } from '../mail/template-store.ts';
 import { composeMessage, ComposeError, unsubscribeTargets } from '../mail/compose.ts';
-import { createMailTransport, type MailTransport } from '../mail/transport.ts';
+import { outboxTransport, type MailTransport } from '../mail/transport.ts';
+import { relayTransport } from '../mail/relay-transport.ts';
+import { encodeHtml, skeletonOf } from '../mail/mime-skeleton.ts';
+import type { UnsubscribeLinks } from '../mail/unsubscribe-placeholders.ts';
 import { afterTemporaryFailure, classifyFailure, type SmtpFailure } from './rules.ts';
 import { repermissionLinks, trackingFor } from '../mail/tracking-tokens.ts';
 import { addressFacts, compiledInline, emailKey, onQueued, policyMessage, policyRecipient, type InlineContent, type MessageScope, type SendingContact } from './service.ts';
@@ -63,6 +73,8 @@ export interface WorkerStats {
 }
 
 const LANES: readonly Lane[] = ['transactional', 'bulk'];
+/** Batches a lane has claimed and not finished at once (see #loop). */
+const BATCHES_IN_HAND = 2;
 const MESSAGE_TTL_MS = 60_000;
 
 type MessageInfo = store.MessageForSending & { loadedAt: number };
@@ -87,7 +99,10 @@ class Recorder {
 
   async #run() {
     try {
-      while (this.#pending.length) await this.write(this.#pending.splice(0, 500));
+      while (this.#pending.length) {
+        await yieldToIo();
+        await this.write(this.#pending.splice(0, 500));
+      }
     } finally {
       this.#running = null;
     }
@@ -97,6 +112,13 @@ class Recorder {
     while (this.#running) await this.#running;
   }
 }
+
+/**
+ * Lets pending socket events run. On PGlite the database runs on this thread, and queries chained
+ * by `await` alone never give the event loop back: the SMTP replies would wait behind every query
+ * of every loop (BENCHMARKS.md, Campaign, PGlite).
+ */
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -117,7 +139,7 @@ export class Worker {
   readonly transports: Record<Lane, MailTransport>;
   readonly #ctx: AppContext;
   readonly #secret: string;
-  readonly #batchSize: number;
+  readonly #batchSize: Record<Lane, number>;
   readonly #leaseMs: number;
   readonly #inFlight: Record<Lane, number>;
   readonly #poll: Record<Lane, number>;
@@ -133,6 +155,8 @@ export class Worker {
   #dirty: Record<Lane, boolean> = { transactional: false, bulk: false };
   #busy = 0;
   #unsubscribe: (() => void) | null = null;
+  /** Whether this instance's unsubscribe URLs serialise as themselves (see #unsubscribeLinks). */
+  readonly #plainUnsubscribeUrls: boolean;
   #unlisten: Promise<() => Promise<void>> | null = null;
 
   constructor(ctx: AppContext, opts: WorkerOptions = {}) {
@@ -142,17 +166,18 @@ export class Worker {
     this.id = opts.id ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     const concurrency = opts.concurrency ?? ctx.config.workerConcurrency;
     this.#inFlight = { transactional: opts.transactionalConcurrency ?? 4, bulk: concurrency };
-    this.#batchSize = opts.batchSize ?? 100;
+    // Bulk batches are larger: fewer claims, recipient loads and outcome writes per message.
+    this.#batchSize = { transactional: opts.batchSize ?? 100, bulk: opts.batchSize ?? 250 };
     this.#leaseMs = opts.leaseMs ?? ctx.config.workerLeaseSeconds * 1000;
     this.#poll = opts.pollMs ?? { transactional: 250, bulk: 1000 };
     this.#random = opts.random ?? Math.random;
     this.#log = opts.log ?? defaultLog;
     const smtpUrl = opts.smtpUrl === undefined ? ctx.config.smtpUrl : opts.smtpUrl;
-    this.transports = {
-      transactional: createMailTransport(ctx.db, { smtpUrl, maxConnections: this.#inFlight.transactional, dkim: ctx.config.dkim }),
-      bulk: createMailTransport(ctx.db, { smtpUrl, maxConnections: this.#inFlight.bulk, dkim: ctx.config.dkim }),
-    };
+    const transport = (maxConnections: number) => (smtpUrl ? relayTransport({ url: smtpUrl, maxConnections, dkim: ctx.config.dkim }) : outboxTransport(ctx.db));
+    this.transports = { transactional: transport(this.#inFlight.transactional), bulk: transport(this.#inFlight.bulk) };
     this.#recorder = new Recorder((batch) => this.#write(batch));
+    const sample = unsubscribeTargets(ctx.config.publicUrl, ctx.config.secret, '00000000-0000-4000-8000-000000000000', ctx.config.bounceDomain).url;
+    this.#plainUnsubscribeUrls = URL.canParse(sample) && new URL(sample).href === sample && !sample.includes('?') && !sample.includes('#');
     this.#domains = new DomainLimiter(opts.domainConcurrency ?? ctx.config.domainConcurrency);
   }
 
@@ -209,18 +234,35 @@ export class Worker {
     }
   }
 
+  /**
+   * Claims batch after batch. Up to two batches are in hand at once: the next one is claimed and
+   * its recipients loaded while the previous one is still being sent, so the SMTP sessions do not
+   * sit idle between batches.
+   */
   async #loop(lane: Lane) {
+    const running = new Set<Promise<void>>();
     while (!this.#stopping) {
-      let claimed = 0;
+      if (running.size >= BATCHES_IN_HAND) {
+        await Promise.race(running);
+        continue;
+      }
+      let batch: { claimed: number; done: Promise<void> } | null;
       try {
-        claimed = await this.runOnce(lane);
+        batch = await this.#claimBatch(lane);
       } catch (e) {
         this.#log('error', 'worker batch failed', { worker: this.id, lane, error: String((e as Error)?.stack ?? e) });
         await this.#idle(lane, 1000);
         continue;
       }
-      if (claimed === 0) await this.#idle(lane, this.#poll[lane]);
+      if (batch) {
+        const done: Promise<void> = batch.done
+          .catch((e) => this.#log('error', 'worker batch failed', { worker: this.id, lane, error: String((e as Error)?.stack ?? e) }))
+          .finally(() => running.delete(done));
+        running.add(done);
+      } else if (running.size === 0) await this.#idle(lane, this.#poll[lane]);
+      else await Promise.race(running); // nothing due now: look again once a batch in hand is done
     }
+    await Promise.all(running);
   }
 
   #idle(lane: Lane, ms: number): Promise<void> {
@@ -231,7 +273,7 @@ export class Worker {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.#waiters[lane] = undefined;
+        if (this.#waiters[lane] === done) this.#waiters[lane] = undefined;
         this.#dirty[lane] = false;
         resolve();
       };
@@ -242,13 +284,23 @@ export class Worker {
 
   /** Claims one batch of `lane` and sends it; resolves with the number of rows claimed once all are recorded. */
   async runOnce(lane: Lane): Promise<number> {
+    const batch = await this.#claimBatch(lane);
+    if (!batch) return 0;
+    await batch.done;
+    return batch.claimed;
+  }
+
+  /** Claims a batch and loads what its sends need; `done` resolves once every outcome is recorded. Null when nothing is due. */
+  async #claimBatch(lane: Lane): Promise<{ claimed: number; done: Promise<void> } | null> {
     this.#dirty[lane] = false;
+    await yieldToIo();
     const now = this.#ctx.now();
     const claimStart = performance.now();
-    const rows = await store.claim(this.#ctx.db, { lane, workerId: this.id, now, leaseUntil: new Date(now.getTime() + this.#leaseMs), limit: this.#batchSize });
+    const rows = await store.claim(this.#ctx.db, { lane, workerId: this.id, now, leaseUntil: new Date(now.getTime() + this.#leaseMs), limit: this.#batchSize[lane] });
     recordClaim(lane, performance.now() - claimStart, rows.length);
-    if (rows.length === 0) return 0;
+    if (rows.length === 0) return null;
     this.#busy++;
+    let batch: BatchFacts;
     try {
       this.stats.batches++;
       this.stats.claimed += rows.length;
@@ -262,24 +314,45 @@ export class Worker {
           messages: [...new Set(recovered.map((r) => r.message_id))],
         });
       }
-      const batch = await this.#prepare(rows);
-      await mapLimit(rows, this.#inFlight[lane] * 2, async (row) => {
-        const outcome = await this.#deliver(row, batch, lane).catch((e) => this.#unexpected(row, e));
-        this.stats[outcome.status === 'sent' ? 'sent' : outcome.status]++;
-        recordOutcome(outcome.status);
-        if (outcome.status !== 'sent') {
-          this.#log('info', 'delivery not sent', { worker: this.id, lane, message: row.message_id, delivery: row.id, status: outcome.status, error: outcome.last_error ?? null, smtp_response: outcome.smtp_response ?? null });
-        }
-        this.#recorder.push(outcome);
-      });
-      await this.#recorder.drain();
-      return rows.length;
-    } finally {
+      await yieldToIo();
+      batch = await this.#prepare(rows);
+    } catch (e) {
       this.#busy--;
+      throw e;
     }
+    const done = (async () => {
+      try {
+        await mapLimit(rows, this.#inFlight[lane] * 2, async (row) => {
+          const outcome = await this.#deliver(row, batch, lane).catch((e) => this.#unexpected(row, e));
+          this.stats[outcome.status === 'sent' ? 'sent' : outcome.status]++;
+          recordOutcome(outcome.status);
+          if (outcome.status !== 'sent') {
+            this.#log('info', 'delivery not sent', { worker: this.id, lane, message: row.message_id, delivery: row.id, status: outcome.status, error: outcome.last_error ?? null, smtp_response: outcome.smtp_response ?? null });
+          }
+          this.#recorder.push(outcome);
+        });
+        await this.#recorder.drain();
+      } finally {
+        this.#busy--;
+      }
+    })();
+    return { claimed: rows.length, done };
+  }
+
+  /**
+   * The unsubscribe links of a recipient as render() takes them. Its localised forms (`?lang=fr`)
+   * would parse and serialise the URL for every recipient; when this instance's URLs have no query
+   * and serialise as themselves (checked once), appending the parameter gives the same strings.
+   */
+  #unsubscribeLinks(url: string): UnsubscribeLinks {
+    if (!this.#plainUnsubscribeUrls) return url;
+    return (language) => (language ? `${url}?lang=${language}` : url);
   }
 
   async #write(batch: store.Outcome[]) {
+    // The rows stay this worker's until their lease runs out: through a database restart keep
+    // trying until then, since outcomes given up on are of messages that will go out a second time.
+    const giveUpAt = Date.now() + this.#leaseMs;
     for (let attempt = 0; ; attempt++) {
       try {
         const written = await store.recordOutcomes(this.#ctx.db, this.id, this.#ctx.now(), batch);
@@ -289,11 +362,12 @@ export class Worker {
         return;
       } catch (e) {
         // Not recorded: the rows come back when their lease runs out, and may be sent twice.
-        if (attempt >= 4) {
+        const delay = Math.min(200 * 2 ** attempt, 2000);
+        if ((attempt >= 4 && !isConnectionError(e)) || Date.now() + delay > giveUpAt) {
           this.#log('error', 'could not record send outcomes', { worker: this.id, count: batch.length, error: String(e) });
           return;
         }
-        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+        await new Promise((r) => setTimeout(r, delay));
       }
     }
   }
@@ -362,24 +436,24 @@ export class Worker {
 
     let compiled: CompiledTemplate;
     let rendered: ReturnType<typeof render>;
+    let html: ReturnType<typeof encodeHtml>;
     const unsubscribe = unsubscribeTargets(ctx.config.publicUrl, ctx.config.secret, row.id, ctx.config.bounceDomain);
     try {
       if (m.template_id && m.template_version !== null && m.v_body !== null) compiled = await compiledVersion(m.template_id, m.template_version, versionContent(m));
       else if (m.inline) compiled = await compiledInline(m.inline as InlineContent);
       else return failed('the template of this message was deleted');
       const event = m.e_name ? { name: m.e_name, starts_at: m.e_starts_at, ends_at: m.e_ends_at, time_zone: m.e_time_zone } : null;
-      rendered = render(
-        compiled,
-        {
-          contact: { ...contactData(contact), email: row.email },
-          event,
-          vars: m.c_kind === 'repermission' ? { ...(m.variables as Record<string, unknown>), ...repermissionLinks(ctx.config.publicUrl, this.#secret, row.id, m.c_deadline!) } : ((m.variables as Record<string, unknown>) ?? {}),
-          unsubscribe: unsubscribe.url,
-        },
-        'send',
-        // A message holding secrets (an account link) is not tracked: its links would be copied into click events.
-        m.sensitive ? {} : { tracking: trackingFor(ctx.config.publicUrl, this.#secret, row.id) },
-      );
+      const data = {
+        contact: { ...contactData(contact), email: row.email },
+        event,
+        vars: m.c_kind === 'repermission' ? { ...(m.variables as Record<string, unknown>), ...repermissionLinks(ctx.config.publicUrl, this.#secret, row.id, m.c_deadline!) } : ((m.variables as Record<string, unknown>) ?? {}),
+        unsubscribe: this.#unsubscribeLinks(unsubscribe.url),
+      };
+      rendered = render(compiled, data, 'send');
+      // A versioned template's HTML part is spliced from its skeleton, built once per version (src/mail/mime-skeleton.ts).
+      // A message holding secrets (an account link) is not tracked: its links would be copied into click events.
+      const skeleton = m.template_id ? await skeletonOf(compiled) : null;
+      html = encodeHtml(compiled, skeleton, data, rendered, m.sensitive ? undefined : trackingFor(ctx.config.publicUrl, this.#secret, row.id));
     } catch (e) {
       if (e instanceof TemplateError) return failed(e.message);
       throw e;
@@ -393,7 +467,7 @@ export class Worker {
         replyTo: m.v_reply_to,
         to: { name: [contact.first_name, contact.last_name].filter(Boolean).join(' ') || null, address: row.email },
         subject: rendered.subject,
-        html: rendered.html,
+        html,
         text: rendered.text,
         date: now,
         bounceDomain: ctx.config.bounceDomain,
