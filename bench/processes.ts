@@ -1,5 +1,6 @@
 // Child processes of a benchmark (envoi processes, postfix's SMTP tools) and what /proc says about
 // them: started, watched, stopped on every exit path, their CPU and memory read from Linux's /proc.
+import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -105,7 +106,8 @@ export function smtpGreets(port: number): Promise<boolean> {
   });
 }
 
-export const POSTFIX_TOOLS = '/work/shared/tools/postfix-test-tools';
+/** The shared tool that fetches smtp-sink / smtp-source from Debian's postfix package without starting postfix (`../shared` beside the checkout). */
+export const POSTFIX_TOOLS = process.env.ENVOI_POSTFIX_TOOLS ?? fileURLToPath(new URL('../../shared/tools/postfix-test-tools', import.meta.url));
 
 /** postfix's smtp-sink on a free loopback port (the first run fetches postfix from Debian). */
 export async function startPostfixSink(env: NodeJS.ProcessEnv): Promise<{ child: Child; port: number }> {

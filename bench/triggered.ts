@@ -37,7 +37,7 @@ import { createContext } from '../src/platform/context.ts';
 import * as orgs from '../src/organisations/service.ts';
 import * as sending from '../src/sending/service.ts';
 import { fmt, printTable, writeResults, type Row } from './support.ts';
-import { assertAlive, children, CLK_TCK, freePort, machineTicks, postgresBackends, smtpGreets, startChild, stopChild, ticksOf, until, type Child } from './processes.ts';
+import { assertAlive, children, CLK_TCK, POSTFIX_TOOLS, freePort, machineTicks, postgresBackends, smtpGreets, startChild, stopChild, ticksOf, until, type Child } from './processes.ts';
 
 const env = process.env;
 const int = (name: string, fallback: number, min = 1) => {
@@ -53,7 +53,7 @@ async function startSink(): Promise<{ child: Child; port: number; kind: string }
   if (wanted === 'postfix') {
     const port = await freePort();
     const asRoot = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-    const child = startChild('smtp-sink', '/work/shared/tools/postfix-test-tools', ['smtp-sink', ...asRoot, `127.0.0.1:${port}`, '1000'], env);
+    const child = startChild('smtp-sink', POSTFIX_TOOLS, ['smtp-sink', ...asRoot, `127.0.0.1:${port}`, '1000'], env);
     try {
       // The first run downloads postfix from Debian.
       await until('postfix smtp-sink', 120_000, async () => ((await smtpGreets(port)) ? true : undefined), child);

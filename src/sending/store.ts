@@ -494,9 +494,15 @@ export async function claim(db: Q, o: { lane: Lane; workerId: string; now: Date;
 
 /** Extends every lease `workerId` holds: a slow batch keeps its rows. */
 export async function renewLeases(db: Q, workerId: string, now: Date, leaseUntil: Date): Promise<number> {
+  // Runs on a timer beside the same worker's outcome writes, which lock some of these rows in another
+  // order: skipping rows locked right now (they are being finished) means the renewal never waits, so
+  // the two can never deadlock.
   const r = await db
     .updateTable('deliveries')
     .set({ lease_until: leaseUntil, due_at: leaseUntil, updated_at: now })
+    .where('id', 'in', (qb) =>
+      qb.selectFrom('deliveries').select('id').where('leased_by', '=', workerId).where('status', '=', 'sending').forUpdate().skipLocked(),
+    )
     .where('leased_by', '=', workerId)
     .where('status', '=', 'sending')
     .executeTakeFirst();
