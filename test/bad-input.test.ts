@@ -7,7 +7,7 @@ import { buildHttpApp, type RouteModule } from '../src/platform/http.ts';
 import { checkEmail } from '../src/platform/email-address.ts';
 import { Worker } from '../src/sending/worker.ts';
 import { answerToken } from '../src/mail/tracking-tokens.ts';
-import { expectStatus, startTestApp, until, type TestApp, type TestOrg } from './support/harness.ts';
+import { expectStatus, startTestApp, until, type TestApp, type TestOrg, audienceWithEvent } from './support/harness.ts';
 import { startSmtpSink, type ReceivedMail, type SmtpSink } from './support/smtp-sink.ts';
 
 /*
@@ -91,21 +91,9 @@ beforeAll(async () => {
   org = await t.createOrg('Input Org');
   other = await t.createOrg('Other Org');
   sink = await startSmtpSink();
-  audienceId = (await api('POST', '/v1/audiences', { name: 'People' })).body.id;
-  const day = 86_400_000;
-  const e = await api('POST', `/v1/audiences/${audienceId}/events`, {
-    name: 'Forum',
-    starts_at: new Date(t.clock.now.getTime() + 30 * day).toISOString(),
-    ends_at: new Date(t.clock.now.getTime() + 31 * day).toISOString(),
-    time_zone: 'Europe/Paris',
-  });
-  expectStatus(e, 201);
-  eventId = e.body.id;
-  const mk = async (body: Record<string, unknown>) => {
-    const r = await api('POST', `/v1/audiences/${audienceId}/templates`, { language: 'en', ...body });
-    expectStatus(r, 201);
-    return r.body.id as string;
-  };
+  const seeded = await audienceWithEvent(t, org.apiKey, 'Forum');
+  ({ audienceId, eventId } = seeded);
+  const mk = seeded.template;
   txTemplate = await mk({ name: 'Tx', category: 'transactional', subject: 'Hello {{ first_name }} {{ vars.s }}', body: '<p>Hello {{ first_name }} {{ last_name }}</p>' });
   partTemplate = await mk({ name: 'Part', category: 'participation', event_id: eventId, subject: 'About {{ event.name }}', body: '<p>Hi {{ first_name }} <a href="https://example.org/programme">programme</a> [UNSUBLINK]</p>' });
   const form = await api('POST', `/v1/audiences/${audienceId}/signup-forms`, { name: 'News', language: 'en', wording: 'Yes, send me the newsletter please.', wording_version: '1' });

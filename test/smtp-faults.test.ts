@@ -3,7 +3,7 @@ import * as orgs from '../src/organisations/service.ts';
 import { Worker } from '../src/sending/worker.ts';
 import { enqueueToContacts } from '../src/sending/service.ts';
 import { BACKOFF } from '../src/sending/rules.ts';
-import { expectStatus, startTestApp, until, type TestApp, type TestOrg } from './support/harness.ts';
+import { expectStatus, startTestApp, until, type TestApp, type TestOrg, audienceWithEvent } from './support/harness.ts';
 import { firstTimes, reply, startFaultySmtp, type FaultySmtp } from './support/faulty-smtp.ts';
 
 /*
@@ -87,21 +87,9 @@ beforeAll(async () => {
   t = await startTestApp();
   org = await t.createOrg('Faults Org');
   smtp = await startFaultySmtp();
-  audienceId = (await api('POST', '/v1/audiences', { name: 'People' })).body.id;
-  const day = 86_400_000;
-  const e = await api('POST', `/v1/audiences/${audienceId}/events`, {
-    name: 'Congress',
-    starts_at: new Date(t.clock.now.getTime() + 30 * day).toISOString(),
-    ends_at: new Date(t.clock.now.getTime() + 31 * day).toISOString(),
-    time_zone: 'Europe/Paris',
-  });
-  expectStatus(e, 201);
-  eventId = e.body.id;
-  const mk = async (body: Record<string, unknown>) => {
-    const r = await api('POST', `/v1/audiences/${audienceId}/templates`, { language: 'en', ...body });
-    expectStatus(r, 201);
-    return r.body.id as string;
-  };
+  const seeded = await audienceWithEvent(t, org.apiKey, 'Congress');
+  ({ audienceId, eventId } = seeded);
+  const mk = seeded.template;
   tx = await mk({ name: 'Code', category: 'transactional', subject: 'Your code', body: '<p>Hello {{ first_name }}, your code is {{ vars.code }}</p>' });
   part = await mk({ name: 'Info', category: 'participation', event_id: eventId, subject: 'About {{ event.name }}', body: '<p>See you, {{ first_name }}. [UNSUBLINK]</p>' });
 });

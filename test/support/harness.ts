@@ -105,3 +105,31 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * An audience with one event a month ahead (Europe/Paris), created through the API with `token`,
+ * and a maker of templates in it (language en unless given): the common start of a sending test.
+ */
+export async function audienceWithEvent(t: TestApp, token: string, eventName: string) {
+  const call = (url: string, body: Record<string, unknown>) => t.request('POST', url, { token, body });
+  const a = await call('/v1/audiences', { name: 'People' });
+  expectStatus(a, 201);
+  const day = 86_400_000;
+  const e = await call(`/v1/audiences/${a.body.id}/events`, {
+    name: eventName,
+    starts_at: new Date(t.clock.now.getTime() + 30 * day).toISOString(),
+    ends_at: new Date(t.clock.now.getTime() + 31 * day).toISOString(),
+    time_zone: 'Europe/Paris',
+  });
+  expectStatus(e, 201);
+  const audienceId = a.body.id as string;
+  return {
+    audienceId,
+    eventId: e.body.id as string,
+    async template(body: Record<string, unknown>): Promise<string> {
+      const r = await call(`/v1/audiences/${audienceId}/templates`, { language: 'en', ...body });
+      expectStatus(r, 201);
+      return r.body.id as string;
+    },
+  };
+}
