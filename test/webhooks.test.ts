@@ -414,6 +414,41 @@ describe('webhooks', () => {
     }
   });
 
+  it('keeps to public addresses unless the instance allows private networks', async () => {
+    const config = t.envoi.ctx.config;
+    config.webhookPrivateNetworks = false;
+    try {
+      for (const url of [receiver.url('/private'), 'https://10.0.0.8/h', 'https://169.254.169.254/latest', 'https://[::ffff:7f00:1]/h', 'https://[fd00::1]/h', 'http://localhost:8080/h', 'https://app.localhost/h']) {
+        const r = await api('POST', '/v1/webhooks', { url, events: ['*'] });
+        expectStatus(r, 400);
+        expect(r.body.error.code, url).toBe('invalid_url');
+        expect(r.body.error.message, url).toContain('ENVOI_WEBHOOK_PRIVATE_NETWORKS=allow');
+      }
+      const publicHook = await createWebhook({ url: 'https://crm.example.com/hook', events: ['contact.created'] });
+      expectStatus(await api('DELETE', `/v1/webhooks/${publicHook.id}`), 204);
+    } finally {
+      config.webhookPrivateNetworks = true;
+    }
+
+    // Saved while the instance allowed it; the dispatcher of an instance that no longer does refuses to connect.
+    const hook = await createWebhook({ url: receiver.url('/private'), events: ['contact.deleted'] });
+    await dispatcher.stop();
+    const strict = new WebhookDispatcher({ ...t.envoi.ctx, config: { ...config, webhookPrivateNetworks: false } }, { random: () => 0.5 });
+    try {
+      const ping = await api('POST', `/v1/webhooks/${hook.id}/test`);
+      expectStatus(ping, 202);
+      await waitFor(async () => (await strict.runOnce()) > 0, 'the ping claimed');
+      const [d] = (await deliveries(hook.id)).filter((x) => x.id === ping.body.delivery_id);
+      expect(d).toMatchObject({ status: 'pending', attempts: 1, last_status_code: null });
+      expect(d.last_error).toMatch(/^refused: 127\.0\.0\.1 is a private, loopback or reserved address/);
+      expect(receiver.on('/private')).toHaveLength(0);
+    } finally {
+      await strict.stop();
+      expectStatus(await api('DELETE', `/v1/webhooks/${hook.id}`), 204);
+      dispatcher = new WebhookDispatcher(t.envoi.ctx, { pollMs: 20, random: () => 0.5 }).start();
+    }
+  });
+
   it('takes over the deliveries of a dispatcher that died, once its lease has run out', async () => {
     await dispatcher.stop();
     const before = receiver.on('/crm').length;

@@ -16,6 +16,8 @@ export interface Config {
   resetTokenMinutes: number;
   /** Lets anyone create an organisation through the API (a shared server); otherwise only the first. */
   allowSignup: boolean;
+  /** Whether webhooks may go to private, loopback and reserved addresses (a receiver beside envoi); otherwise public addresses only. */
+  webhookPrivateNetworks: boolean;
   /** Bearer token GET /metrics requires; null: /metrics is open to whoever reaches the server. */
   metricsToken: string | null;
   /** SMTP relay (`smtp://user:pass@host:port`, `smtps://...`); null: the development outbox keeps every message in the database. */
@@ -101,6 +103,8 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
   if (secret !== null && secret.length < 32) problems.push('ENVOI_SECRET must be at least 32 characters long');
   const metricsToken = pick('ENVOI_METRICS_TOKEN', 'metricsToken') ?? null;
   if (metricsToken !== null && (metricsToken.length < 16 || /\s/.test(metricsToken))) problems.push('ENVOI_METRICS_TOKEN must be at least 16 characters long, without spaces');
+  const privateNetworks = pick('ENVOI_WEBHOOK_PRIVATE_NETWORKS', 'webhookPrivateNetworks') ?? 'deny';
+  if (privateNetworks !== 'allow' && privateNetworks !== 'deny') problems.push(`ENVOI_WEBHOOK_PRIVATE_NETWORKS must be allow or deny, got "${privateNetworks}"`);
   const logLevel = (pick('LOG_LEVEL', 'logLevel') ?? 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
 
@@ -118,6 +122,7 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
     },
     resetTokenMinutes: int('ENVOI_RESET_TOKEN_MINUTES', 'resetTokenMinutes', 60, 5, 60 * 24 * 7),
     allowSignup: bool('ENVOI_ALLOW_SIGNUP', 'allowSignup', false),
+    webhookPrivateNetworks: privateNetworks === 'allow',
     metricsToken,
     ...mailConfig(pick, int, publicUrl, host, cwd, problems),
   };

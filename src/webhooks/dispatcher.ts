@@ -11,7 +11,9 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { AppContext } from '../platform/context.ts';
+import { ipLiteralOf, isPublicAddress, PRIVATE_NETWORKS_HINT, publicOnlyLookup } from './address-policy.ts';
 import { afterFailure, classify, requestBody, requestHeaders, RETRY_WINDOW_MS, SNIPPET_LENGTH, truncate, type AttemptResult } from './rules.ts';
 import { onWebhookQueued } from './service.ts';
 import * as store from './store.ts';
@@ -33,10 +35,15 @@ export interface DispatcherOptions {
   retentionMs?: number;
   /** jitter source, [0, 1) */
   random?: () => number;
-  /** the HTTP client (tests may wrap it); the global fetch by default */
-  fetch?: typeof fetch;
+  /** the HTTP client (tests may wrap it); undici's fetch through an agent that keeps to the address policy by default */
+  fetch?: WebhookFetch;
   log?: DispatcherLog;
 }
+
+export type WebhookFetch = (
+  url: string,
+  init: { method: 'POST'; headers: Record<string, string>; body: string; redirect: 'manual'; signal: AbortSignal },
+) => Promise<{ status: number; headers: { get(name: string): string | null }; body: ReadableStream<Uint8Array> | null }>;
 
 export interface DispatcherStats {
   attempts: number;
@@ -63,7 +70,9 @@ export class WebhookDispatcher {
   readonly #timeoutMs: number;
   readonly #retentionMs: number;
   readonly #random: () => number;
-  readonly #fetch: typeof fetch;
+  readonly #fetch: WebhookFetch;
+  readonly #agent: Agent | null = null;
+  readonly #privateNetworks: boolean;
   readonly #log: DispatcherLog;
   /** endpoint id -> requests in flight */
   readonly #perEndpointInFlight = new Map<string, number>();
@@ -86,7 +95,14 @@ export class WebhookDispatcher {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#retentionMs = opts.retentionMs ?? 30 * 86_400_000;
     this.#random = opts.random ?? Math.random;
-    this.#fetch = opts.fetch ?? fetch;
+    this.#privateNetworks = ctx.config.webhookPrivateNetworks;
+    if (opts.fetch) this.#fetch = opts.fetch;
+    else {
+      // The address is checked where the socket connects, so what a name resolves to later counts too.
+      const agent = new Agent(this.#privateNetworks ? {} : { connect: { lookup: publicOnlyLookup() } });
+      this.#agent = agent;
+      this.#fetch = (url, init) => undiciFetch(url, { ...init, dispatcher: agent }) as ReturnType<WebhookFetch>;
+    }
     this.#log = opts.log ?? defaultLog;
   }
 
@@ -111,6 +127,7 @@ export class WebhookDispatcher {
     this.wake();
     await this.#loop;
     this.#unsubscribe?.();
+    await this.#agent?.close().catch(() => {});
     this.#log('info', 'webhook dispatcher stopped', { dispatcher: this.id, ...this.stats });
   }
 
@@ -229,6 +246,12 @@ export class WebhookDispatcher {
   }
 
   async #post(url: string, o: Parameters<typeof requestHeaders>[0]): Promise<{ result: AttemptResult; snippet: string | null }> {
+    // An IP literal is connected to without a lookup: the policy is applied to it here. (An endpoint saved
+    // while the instance allowed private networks is refused once it no longer does.)
+    const literal = this.#privateNetworks ? null : ipLiteralOf(new URL(url).hostname);
+    if (literal !== null && !isPublicAddress(literal)) {
+      return { result: { kind: 'error', error: `refused: ${literal} is a private, loopback or reserved address (${PRIVATE_NETWORKS_HINT})` }, snippet: null };
+    }
     try {
       const res = await this.#fetch(url, {
         method: 'POST',
@@ -247,7 +270,7 @@ export class WebhookDispatcher {
 }
 
 /** The start of the answer, for the log; the rest is not read (a receiver may answer with megabytes). */
-async function readSnippet(res: Response): Promise<string | null> {
+async function readSnippet(res: Awaited<ReturnType<WebhookFetch>>): Promise<string | null> {
   if (!res.body) return null;
   const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];

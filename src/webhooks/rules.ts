@@ -4,6 +4,7 @@
  * delivered. No I/O here.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { ipLiteralOf, isPublicAddress, PRIVATE_NETWORKS_HINT } from './address-policy.ts';
 
 /**
  * What an endpoint may subscribe to. The database triggers of 0011_webhooks.sql write exactly these
@@ -49,7 +50,12 @@ export const MAX_URL_LENGTH = 2048;
 
 export type UrlCheck = { ok: true; url: string } | { ok: false; reason: string };
 
-export function checkEndpointUrl(raw: string): UrlCheck {
+/**
+ * Checks an endpoint URL as it is saved. `privateNetworks`: the instance's ENVOI_WEBHOOK_PRIVATE_NETWORKS;
+ * when denied, a host that is plainly not public (an IP literal, localhost) is refused now, and a name is
+ * checked again on every connection, against what it resolves to (address-policy.ts).
+ */
+export function checkEndpointUrl(raw: string, privateNetworks = false): UrlCheck {
   const s = raw.trim();
   if (s.length === 0) return { ok: false, reason: 'url is empty' };
   if (s.length > MAX_URL_LENGTH) return { ok: false, reason: `url is longer than ${MAX_URL_LENGTH} characters` };
@@ -64,7 +70,14 @@ export function checkEndpointUrl(raw: string): UrlCheck {
   // Credentials in the URL end up in logs and in the delivery log; receivers check the signature instead.
   if (u.username || u.password) return { ok: false, reason: 'url must not contain a user name or password: check the X-Envoi-Signature header instead' };
   if (u.hash) return { ok: false, reason: 'url must not contain a #fragment (it is never sent to the server)' };
-  if (u.protocol === 'http:' && !LOOPBACK.has(u.hostname.toLowerCase())) return { ok: false, reason: 'url must use https (plain http is accepted only for localhost and 127.0.0.1)' };
+  const host = u.hostname.toLowerCase();
+  if (!privateNetworks) {
+    const ip = ipLiteralOf(host);
+    if ((ip !== null && !isPublicAddress(ip)) || host === 'localhost' || host.endsWith('.localhost')) {
+      return { ok: false, reason: `url points to ${ip ?? host}, a private, loopback or reserved address: ${PRIVATE_NETWORKS_HINT}` };
+    }
+  }
+  if (u.protocol === 'http:' && !LOOPBACK.has(host)) return { ok: false, reason: 'url must use https (plain http is accepted only for localhost and 127.0.0.1)' };
   return { ok: true, url: u.href };
 }
 

@@ -40,8 +40,8 @@ function organisationWide(p: Principal): Principal {
   return p;
 }
 
-function validUrl(raw: string): string {
-  const r = checkEndpointUrl(raw);
+function validUrl(ctx: AppContext, raw: string): string {
+  const r = checkEndpointUrl(raw, ctx.config.webhookPrivateNetworks);
   if (!r.ok) throw badRequest('invalid_url', r.reason);
   return r.url;
 }
@@ -68,7 +68,7 @@ export async function createEndpoint(ctx: AppContext, p: Principal, input: Endpo
   const now = ctx.now();
   const row = await store.insertEndpoint(ctx.db, {
     org_id: p.orgId,
-    url: validUrl(input.url),
+    url: validUrl(ctx, input.url),
     description: input.description ?? '',
     event_types: validEvents(input.events ?? [ALL_EVENTS]),
     secret: randomToken('whsec_', 32),
@@ -91,7 +91,7 @@ export async function getEndpoint(ctx: AppContext, p: Principal, id: string) {
 export async function updateEndpoint(ctx: AppContext, p: Principal, id: string, input: Partial<EndpointInput>) {
   await endpointFor(ctx, p, id);
   const row = await store.updateEndpoint(ctx.db, p.orgId, id, {
-    ...(input.url !== undefined ? { url: validUrl(input.url) } : {}),
+    ...(input.url !== undefined ? { url: validUrl(ctx, input.url) } : {}),
     ...(input.events !== undefined ? { event_types: validEvents(input.events) } : {}),
     ...(input.description !== undefined ? { description: input.description } : {}),
     ...(input.enabled !== undefined ? { enabled: input.enabled } : {}),

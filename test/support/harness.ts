@@ -49,10 +49,11 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
+// The webhook tests' receivers listen on 127.0.0.1: private networks are allowed here (webhooks.test.ts checks the default).
 export async function startTestApp(): Promise<TestApp> {
   const fresh = await freshDatabase();
   const clock = { now: new Date() };
-  const config = { ...loadConfig({ ENVOI_ALLOW_SIGNUP: 'true', ENVOI_SECRET: 'test-secret-test-secret-test-secret!' }), databaseUrl: fresh.url };
+  const config = { ...loadConfig({ ENVOI_ALLOW_SIGNUP: 'true', ENVOI_SECRET: 'test-secret-test-secret-test-secret!', ENVOI_WEBHOOK_PRIVATE_NETWORKS: 'allow' }), databaseUrl: fresh.url };
   const envoi = await createEnvoi({ config, database: fresh.database, ctx: { now: () => clock.now, exposeTokensForTests: true } });
   let n = 0;
   const app: TestApp = {
