@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as orgs from '../src/organisations/service.ts';
 import { Worker } from '../src/sending/worker.ts';
 import { CampaignScheduler } from '../src/campaigns/scheduler.ts';
+import { createEnvoi } from '../src/app.ts';
 import { expectStatus, startTestApp, until, type TestApp, type TestOrg } from './support/harness.ts';
 
 // API routes added for the template, campaign, consent, report and outbox screens of the web UI.
@@ -71,6 +72,43 @@ describe('POST /v1/audiences/:audienceId/templates/render (the live preview of a
     const otherAudience = (await api('POST', '/v1/audiences', { name: 'Other audience' })).body.id;
     expectStatus(await api('GET', r.body.html_url.replace(audienceId, otherAudience)), 404);
     expectStatus(await api('GET', `/v1/audiences/${audienceId}/templates/previews/nope`), 404);
+  });
+
+  it('keeps previews in the database: another API process serves the frame; ten minutes, a few per editor', async () => {
+    const render = async () => {
+      const r = await api('POST', `/v1/audiences/${audienceId}/templates/render`, { template: { ...draft, event_id: eventId }, variables: { code: 'B2' } });
+      expectStatus(r, 200);
+      return r.body as { html: string; html_url: string };
+    };
+    const first = await render();
+    // A second server on the same database, as behind a load balancer: no memory shared with the first.
+    const second = await createEnvoi({ config: t.envoi.ctx.config, database: t.envoi.ctx.database, ctx: { now: () => t.clock.now } });
+    try {
+      const doc = await second.http.inject({ method: 'GET', url: first.html_url, headers: { authorization: `Bearer ${a.apiKey}` } });
+      expect(doc.statusCode).toBe(200);
+      expect(doc.body).toBe(first.html);
+      expect(doc.headers['content-security-policy']).toMatch(/^sandbox;/);
+    } finally {
+      await second.http.close();
+    }
+    // The token is not stored as such: the table alone does not give the URL away.
+    const token = first.html_url.split('/').pop()!;
+    const stored = await t.envoi.ctx.db.selectFrom('template_previews').select(['token_hash']).execute();
+    expect(stored.some((r) => Buffer.from(r.token_hash).toString('base64url') === token || Buffer.from(r.token_hash).toString() === token)).toBe(false);
+    // An editor rendering at every pause keeps a handful of rows, not one per keystroke.
+    for (let i = 0; i < 30; i++) await render();
+    const rows = await t.envoi.ctx.db.selectFrom('template_previews').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', a.orgId).executeTakeFirstOrThrow();
+    expect(Number(rows.n)).toBeLessThanOrEqual(8);
+    const latest = await render();
+    expectStatus(await api('GET', latest.html_url), 200);
+    t.clock.now = new Date(t.clock.now.getTime() + 10 * 60_000 + 1000);
+    try {
+      const expired = await api('GET', latest.html_url);
+      expectStatus(expired, 404);
+      expect(expired.body.error.message).toContain('render it again');
+    } finally {
+      t.clock.now = new Date(t.clock.now.getTime() - 10 * 60_000 - 1000);
+    }
   });
 
   it('renders MJML for the sample person, viewers included', async () => {

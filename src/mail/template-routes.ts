@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Type } from 'typebox';
 import type { FastifyReply } from 'fastify';
 import type { App } from '../platform/http.ts';
@@ -10,6 +9,7 @@ import { acceptTriggered, checkRateLimit } from '../sending/service.ts';
 import { compileTemplate, render, TEMPLATE_LIMITS, type ContactData } from './render.ts';
 import * as svc from './template-service.ts';
 import { BUILTIN_KINDS } from './builtin-templates.ts';
+import { findPreview, keepPreview } from './template-previews.ts';
 
 const Id = Type.String({ format: 'uuid' });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -109,30 +109,6 @@ export function sendEmailDocument(reply: FastifyReply, html: string) {
     .header('referrer-policy', 'no-referrer')
     .header('cache-control', 'private, no-store')
     .send(html);
-}
-
-/*
- * Rendered drafts wait here for the preview frame to load them, by an unguessable token, for a few
- * minutes. Kept in the process, bounded in count and size (a preview is worth nothing after the next
- * keystroke); behind a load balancer spreading one browser over several API processes, a frame may
- * reach a process that does not hold its preview and show a 404 instead.
- */
-const PREVIEW_TTL_MS = 10 * 60_000;
-const PREVIEW_LIMIT = 200;
-const PREVIEW_CHARS = 40_000_000;
-const previews = new Map<string, { orgId: string; audienceId: string; html: string; expires: number }>();
-let previewChars = 0;
-function keepPreview(orgId: string, audienceId: string, html: string, now: number): string {
-  // Insertion order is expiry order: drop from the oldest end until the rest is fresh and there is room.
-  for (const [k, v] of previews) {
-    if (v.expires > now && previews.size < PREVIEW_LIMIT && previewChars + html.length <= PREVIEW_CHARS) break;
-    previews.delete(k);
-    previewChars -= v.html.length;
-  }
-  const token = randomBytes(16).toString('base64url');
-  previews.set(token, { orgId, audienceId, html, expires: now + PREVIEW_TTL_MS });
-  previewChars += html.length;
-  return token;
 }
 
 export function templateRoutes(app: App, ctx: AppContext) {
@@ -236,7 +212,7 @@ export function templateRoutes(app: App, ctx: AppContext) {
       try {
         const compiled = await compileTemplate({ category: draft.category ?? 'marketing', language: draft.language, subject: draft.subject, preheader: draft.preheader ?? null, format: draft.format ?? 'html', body: draft.body, text: draft.text ?? null, tracking: false });
         const r = render(compiled, { contact, event, vars: req.body.variables ?? {}, unsubscribe: `${ctx.config.publicUrl}/u/preview` }, 'preview');
-        const token = keepPreview(p.orgId, audienceId, r.html, Date.now());
+        const token = await keepPreview(ctx.db, { orgId: p.orgId, principal: `${p.kind}:${p.id}`, audienceId, html: r.html, now: ctx.now() });
         return { subject: r.subject, preheader: r.preheader, html: r.html, text: r.text, html_url: `/v1/audiences/${audienceId}/templates/previews/${token}` };
       } catch (e) {
         throw svc.asBadRequest(e);
@@ -250,11 +226,9 @@ export function templateRoutes(app: App, ctx: AppContext) {
     async (req, reply) => {
       const p = requireRole(req);
       await audienceFor(ctx, p, req.params.audienceId);
-      const kept = previews.get(req.params.token);
-      if (!kept || kept.expires <= Date.now() || kept.orgId !== p.orgId || kept.audienceId !== req.params.audienceId) {
-        throw new AppError(404, 'not_found', 'preview not found or expired: render it again');
-      }
-      return sendEmailDocument(reply, kept.html);
+      const html = await findPreview(ctx.db, { orgId: p.orgId, audienceId: req.params.audienceId, token: req.params.token, now: ctx.now() });
+      if (html === null) throw new AppError(404, 'not_found', 'preview not found or expired: render it again');
+      return sendEmailDocument(reply, html);
     },
   );
 

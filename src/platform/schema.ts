@@ -194,6 +194,7 @@ export interface DB {
   imports: ImportsTable;
   templates: TemplatesTable;
   template_versions: TemplateVersionsTable;
+  template_previews: TemplatePreviewsTable;
   messages: MessagesTable;
   deliveries: DeliveriesTable;
   message_events: MessageEventsTable;
@@ -478,6 +479,16 @@ export interface TemplatesTable {
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
   deleted_at: NullableTimestamp;
+}
+
+export interface TemplatePreviewsTable {
+  org_id: string;
+  principal: string;
+  slot: number;
+  token_hash: Buffer;
+  audience_id: string;
+  html: string;
+  expires_at: Date;
 }
 
 export interface TemplateVersionsTable {
