@@ -338,13 +338,48 @@ export async function notifyWorkers(db: Q, lane: Lane) {
 
 const CHUNK = 1000;
 
-/** `skipExisting`: a (message, contact) already written is left alone and not returned. */
-export async function insertDeliveries(db: Q, rows: Insertable<DeliveriesTable>[], opts: { skipExisting?: boolean } = {}): Promise<{ id: string; contact_id: string | null; status: DeliveryStatus }[]> {
+/** A delivery as a bulk send's resolution writes it. */
+export interface NewDelivery {
+  org_id: string;
+  message_id: string;
+  contact_id: string | null;
+  email: string;
+  lane: Lane;
+  priority: number;
+  status: DeliveryStatus;
+  rule: string | null;
+  rule_detail: string | null;
+  due_at: Date;
+  expires_at: Date;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/**
+ * `skipExisting`: a (message, contact) already written is left alone and not returned. One array per
+ * column (unnest) rather than a VALUES list: a statement of 13 parameters instead of 13 per row, which
+ * PostgreSQL parses and plans in the same time whatever the batch, and no per-row query building here.
+ */
+export async function insertDeliveries(db: Q, rows: readonly NewDelivery[], opts: { skipExisting?: boolean } = {}): Promise<{ id: string; contact_id: string | null; status: DeliveryStatus }[]> {
   const out: { id: string; contact_id: string | null; status: DeliveryStatus }[] = [];
   for (let i = 0; i < rows.length; i += CHUNK) {
-    let q = db.insertInto('deliveries').values(rows.slice(i, i + CHUNK));
-    if (opts.skipExisting) q = q.onConflict((oc) => oc.columns(['message_id', 'contact_id']).where('contact_id', 'is not', null).doNothing());
-    out.push(...(await q.returning(['id', 'contact_id', 'status']).execute()));
+    const part = rows.slice(i, i + CHUNK);
+    const col = <T>(f: (r: NewDelivery) => T) => part.map(f);
+    const iso = (d: Date) => d.toISOString();
+    const conflict = opts.skipExisting ? sql`ON CONFLICT (message_id, contact_id) WHERE contact_id IS NOT NULL DO NOTHING` : sql``;
+    // WITH ORDINALITY + ORDER BY: rows are inserted (and returned) in the order given, as a VALUES list would.
+    const r = await sql<{ id: string; contact_id: string | null; status: DeliveryStatus }>`
+      INSERT INTO deliveries (org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at)
+      SELECT org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at
+      FROM unnest(${col((r) => r.org_id)}::uuid[], ${col((r) => r.message_id)}::uuid[], ${col((r) => r.contact_id)}::uuid[], ${col((r) => r.email)}::text[],
+                  ${col((r) => r.lane)}::text[], ${col((r) => r.priority)}::smallint[], ${col((r) => r.status)}::text[], ${col((r) => r.rule)}::text[],
+                  ${col((r) => r.rule_detail)}::text[], ${col((r) => iso(r.due_at))}::timestamptz[], ${col((r) => iso(r.expires_at))}::timestamptz[],
+                  ${col((r) => iso(r.created_at))}::timestamptz[], ${col((r) => iso(r.updated_at))}::timestamptz[])
+           WITH ORDINALITY AS v(org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at, ord)
+      ORDER BY ord
+      ${conflict}
+      RETURNING id, contact_id, status`.execute(db);
+    out.push(...r.rows);
   }
   return out;
 }
@@ -407,8 +442,20 @@ export async function blockedByRule(db: Q, messageId: string): Promise<Record<st
   return Object.fromEntries(rows.map((r) => [r.rule ?? 'unknown', Number(r.n)]));
 }
 
-export async function insertEvents(db: Q, rows: Insertable<MessageEventsTable>[]) {
-  for (let i = 0; i < rows.length; i += CHUNK) await db.insertInto('message_events').values(rows.slice(i, i + CHUNK)).execute();
+/** Events in the order given (their ids increase with it); one array per column, as insertDeliveries. */
+export async function insertEvents(db: Q, rows: readonly Insertable<MessageEventsTable>[]) {
+  const iso = (at: Date | string | undefined) => (at === undefined || typeof at === 'string' ? (at ?? null) : at.toISOString());
+  const json = (d: unknown) => (d === undefined ? '{}' : typeof d === 'string' ? d : JSON.stringify(d));
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    const part = rows.slice(i, i + CHUNK);
+    await sql`
+      INSERT INTO message_events (org_id, message_id, delivery_id, type, at, detail)
+      SELECT org_id, message_id, delivery_id, type, at, detail
+      FROM unnest(${part.map((r) => r.org_id)}::uuid[], ${part.map((r) => r.message_id)}::uuid[], ${part.map((r) => r.delivery_id ?? null)}::uuid[],
+                  ${part.map((r) => r.type)}::text[], ${part.map((r) => iso(r.at))}::timestamptz[], ${part.map((r) => json(r.detail))}::jsonb[])
+           WITH ORDINALITY AS v(org_id, message_id, delivery_id, type, at, detail, ord)
+      ORDER BY ord`.execute(db);
+  }
 }
 
 export function findMessage(db: Q, orgId: string, id: string) {
