@@ -14,6 +14,8 @@ import {
   numberMatches,
   operatorsFor,
   parseInstant,
+  scopeIdCandidates,
+  MAX_SCOPE_CANDIDATES,
   type Condition,
   type CursorPosition,
   type Sort,
@@ -363,5 +365,52 @@ describe('re-permission answers as a filter', () => {
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.problems[0]).toMatch(/filter\.repermission: expected/);
     }
+  });
+});
+
+describe('scopeIdCandidates', () => {
+  // Filters as clients write them, membership conditions among the rest, ids in either case.
+  const tree = fc.letrec((t) => ({
+    node: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      fc.constant({ event: { in: 'not a list' } }),
+      fc
+        .tuple(fc.constantFrom('event', 'community'), fc.constantFrom('in', 'all', 'not_in'), fc.array(fc.oneof(fc.uuid(), fc.uuid().map((u) => u.toUpperCase())), { minLength: 1, maxLength: 4 }))
+        .map(([of, mode, ids]) => ({ [of]: { [mode]: ids } })),
+      fc.constant({ field: 'score', op: 'gt', value: 1 }),
+      fc.record({ and: fc.array(t('node'), { maxLength: 4 }) }),
+      fc.record({ or: fc.array(t('node'), { minLength: 1, maxLength: 4 }) }),
+      fc.record({ not: t('node') }),
+    ),
+  })).node;
+
+  it('names every event and community id the checked filter does', () => {
+    fc.assert(
+      fc.property(tree, (input) => {
+        const c = scopeIdCandidates(input);
+        expect(c).not.toBeNull();
+        const r = checkFilter(input, COLUMNS);
+        if (!r.ok) return;
+        for (const id of r.value.eventIds) expect(c!.events).toContain(id);
+        for (const id of r.value.communityIds) expect(c!.communities).toContain(id);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('keeps events and communities apart, lower-cased, and skips what is no id', () => {
+    const c = scopeIdCandidates({ and: [{ event: { in: [E1.toUpperCase(), 'Summit'] } }, { not: { community: { all: [E2] } } }, { field: 'id', op: 'in', value: [E2] }] });
+    expect(c).toEqual({ events: [E1], communities: [E2] });
+    expect(scopeIdCandidates(undefined)).toEqual({ events: [], communities: [] });
+  });
+
+  it('gives up (null) past its limit, rather than sending thousands of ids along', () => {
+    const ids = (n: number, k: number) => Array.from({ length: n }, (_, i) => `${String(i + k * 1000).padStart(8, '0')}-0000-4000-8000-000000000000`);
+    expect(scopeIdCandidates({ or: [{ event: { in: ids(1000, 0) } }, { event: { in: ids(1000, 1) } }, { community: { in: ids(1, 2) } }] })).toBeNull();
+    expect(scopeIdCandidates({ event: { in: ids(MAX_SCOPE_CANDIDATES / 2, 0) } })?.events).toHaveLength(MAX_SCOPE_CANDIDATES / 2);
+  });
+
+  it('never throws, whatever JSON it is given', () => {
+    fc.assert(fc.property(fc.jsonValue({ maxDepth: 6 }), (input) => void scopeIdCandidates(input)), { numRuns: 500 });
   });
 });

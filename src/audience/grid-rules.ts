@@ -134,6 +134,40 @@ const show = (v: unknown) => {
 };
 const NODE_KEYS = ['and', 'or', 'not', 'event', 'community', 'field', 'repermission'] as const;
 
+/** More candidate ids than this and the service checks the filter's ids after parsing it instead. */
+export const MAX_SCOPE_CANDIDATES = 2000;
+
+/**
+ * The event and community ids a filter names, read before it is checked so that the audience, its
+ * fields and these ids are looked up in one round trip. Generous: a superset of the `eventIds` and
+ * `communityIds` of `checkFilter` (wherever that walk reaches, this one does), both lower-cased;
+ * null when there are too many to send along, and the caller then checks them afterwards.
+ */
+export function scopeIdCandidates(input: unknown): { events: string[]; communities: string[] } | null {
+  const events = new Set<string>();
+  const communities = new Set<string>();
+  let nodes = 0;
+  const visit = (node: unknown, depth: number): boolean => {
+    if (++nodes > FILTER_LIMITS.nodes + 1 || depth > FILTER_LIMITS.depth + 1 || !isObject(node)) return true;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'and' || key === 'or') {
+        if (Array.isArray(value) && !value.every((child) => visit(child, depth + 1))) return false;
+      } else if (key === 'not') {
+        if (!visit(value, depth + 1)) return false;
+      } else if ((key === 'event' || key === 'community') && isObject(value)) {
+        const into = key === 'event' ? events : communities;
+        for (const list of Object.values(value)) {
+          if (!Array.isArray(list)) continue;
+          for (const id of list) if (isUuid(id)) into.add(id.toLowerCase());
+          if (events.size + communities.size > MAX_SCOPE_CANDIDATES) return false;
+        }
+      }
+    }
+    return true;
+  };
+  return visit(input, 0) ? { events: [...events], communities: [...communities] } : null;
+}
+
 /**
  * Checks a filter tree against the audience's columns. Every problem is reported with its path
  * (`filter.and[1].not`), so a client fixes them all in one go. `null` / absent means every contact.

@@ -1,6 +1,7 @@
 import type { AppContext } from '../platform/context.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import type { Principal } from '../organisations/service.ts';
+import type { FieldType } from '../platform/schema.ts';
 import {
   bulkSetProblem,
   checkFilter,
@@ -10,6 +11,7 @@ import {
   gridColumns,
   isUuid,
   operatorsFor,
+  scopeIdCandidates,
   type CheckedFilter,
   type Column,
   type CursorPosition,
@@ -49,26 +51,40 @@ export const MAX_PAGE = 1000;
 
 interface Prepared {
   audienceId: string;
+  /** the JSON text of the fields the columns come from */
+  fieldsText: string;
   columns: Column[];
   filter: CheckedFilter;
   sort: Sort;
   q: string | null;
 }
 
+const toColumns = (fields: Array<{ key: string; type: FieldType; options: unknown; label: string }>): Column[] =>
+  gridColumns(fields.map((f) => ({ key: f.key, type: f.type, options: (f.options as string[] | null) ?? null, label: f.label })));
+
 async function columnsOf(ctx: AppContext, audienceId: string): Promise<Column[]> {
-  const fields = await store.fieldsAvailable(ctx.db, audienceId);
-  return gridColumns(fields.map((f) => ({ key: f.key, type: f.type, options: (f.options as string[] | null) ?? null, label: f.label })));
+  return toColumns(await store.fieldsAvailable(ctx.db, audienceId));
+}
+
+/** Scope ids already looked up (with the audience): those of them that are the audience's own. */
+interface KnownScope {
+  looked: { events: Set<string>; communities: Set<string> };
+  events: Set<string>;
+  communities: Set<string>;
 }
 
 /** Events and communities named in a filter must be the audience's own. */
-async function scopeProblems(ctx: AppContext, audienceId: string, f: CheckedFilter): Promise<string[]> {
+async function scopeProblems(ctx: AppContext, audienceId: string, f: CheckedFilter, known?: KnownScope): Promise<string[]> {
+  const unknown = (ids: string[], looked?: Set<string>) => (looked ? ids.filter((id) => !looked.has(id)) : ids);
   const [events, communities] = await Promise.all([
-    grid.existingScopeIds(ctx.db, 'events', audienceId, f.eventIds),
-    grid.existingScopeIds(ctx.db, 'communities', audienceId, f.communityIds),
+    grid.existingScopeIds(ctx.db, 'events', audienceId, unknown(f.eventIds, known?.looked.events)),
+    grid.existingScopeIds(ctx.db, 'communities', audienceId, unknown(f.communityIds, known?.looked.communities)),
   ]);
+  const isEvent = (id: string) => events.has(id) || known?.events.has(id) === true;
+  const isCommunity = (id: string) => communities.has(id) || known?.communities.has(id) === true;
   return [
-    ...f.eventIds.filter((id) => !events.has(id)).map((id) => `filter: ${id} is not an event of this audience`),
-    ...f.communityIds.filter((id) => !communities.has(id)).map((id) => `filter: ${id} is not a community of this audience`),
+    ...f.eventIds.filter((id) => !isEvent(id)).map((id) => `filter: ${id} is not an event of this audience`),
+    ...f.communityIds.filter((id) => !isCommunity(id)).map((id) => `filter: ${id} is not a community of this audience`),
   ];
 }
 
@@ -81,27 +97,87 @@ function invalid(problems: string[], view?: { name: string }): AppError {
   return badRequest(`invalid_${area}`, `${problems[0]}${more}`, problems);
 }
 
-async function checkedDefinition(ctx: AppContext, audienceId: string, input: GridQuery, view?: { name: string }) {
-  const columns = await columnsOf(ctx, audienceId);
+async function checkedDefinition(ctx: AppContext, audienceId: string, input: GridQuery, view?: { name: string }, known?: { columns: Column[]; scope: KnownScope }) {
+  const columns = known?.columns ?? (await columnsOf(ctx, audienceId));
   const v = checkView(input, columns);
   if (!v.ok) throw invalid(v.problems, view);
-  const scope = await scopeProblems(ctx, audienceId, v.value.filter);
+  const scope = await scopeProblems(ctx, audienceId, v.value.filter, known?.scope);
   if (scope.length) throw invalid(scope, view);
   return v.value;
 }
 
+// As canSeeAudience in service.ts: a key limited to some audiences sees only those.
+const canSee = (p: Principal, audienceId: string) => p.audienceIds === null || p.audienceIds.includes(audienceId);
+
+/** `gridSetup` for an audience of the principal's: 404 when it is not one. */
+async function setupFor(ctx: AppContext, p: Principal, audienceId: string, lookups: Parameters<typeof grid.gridSetup>[3]) {
+  if (!canSee(p, audienceId)) throw notFound('audience');
+  const setup = await grid.gridSetup(ctx.db, p.orgId, audienceId, lookups);
+  if (!setup.found) throw notFound('audience');
+  return setup;
+}
+
+/**
+ * The checked query (or saved view) of a page. The audience, its fields, the view and the events
+ * and communities the filter names come back from one statement (`gridSetup`); the errors are those
+ * of the lookups one after another: audience, then view, then the definition.
+ */
 async function prepare(ctx: AppContext, p: Principal, audienceId: string, query: GridQuery | { view_id: string }): Promise<Prepared> {
-  await audienceFor(ctx, p, audienceId);
+  const viewId = 'view_id' in query ? query.view_id : null;
+  // A saved view's filter is known only once it is read: its ids are checked afterwards.
+  const candidates = viewId === null ? scopeIdCandidates((query as GridQuery).filter) : null;
+  const setup = await setupFor(ctx, p, audienceId, {
+    eventIds: candidates?.events ?? [],
+    communityIds: candidates?.communities ?? [],
+    viewId: viewId !== null && isUuid(viewId) ? viewId : null,
+  });
+  remember(p, audienceId, setup.fieldsText);
   let def: GridQuery = query as GridQuery;
   let view: { name: string } | undefined;
-  if ('view_id' in query) {
-    const row = await viewRow(ctx, audienceId, query.view_id);
-    def = row.definition as unknown as ViewDefinition;
-    view = row;
+  if (viewId !== null) {
+    if (!setup.view) throw notFound('view');
+    def = setup.view.definition as ViewDefinition;
+    view = setup.view;
   }
-  const v = await checkedDefinition(ctx, audienceId, def, view);
-  const q = typeof def.q === 'string' && def.q.trim() ? def.q.trim().slice(0, 200) : null;
-  return { audienceId, columns: v.columns, filter: v.filter, sort: v.sort, q };
+  const looked = { events: new Set(candidates?.events), communities: new Set(candidates?.communities) };
+  const v = await checkedDefinition(ctx, audienceId, def, view, {
+    columns: toColumns(setup.fields),
+    scope: { looked, events: setup.events, communities: setup.communities },
+  });
+  return { audienceId, fieldsText: setup.fieldsText, columns: v.columns, filter: v.filter, sort: v.sort, q: quickSearch(def) };
+}
+
+const quickSearch = (def: GridQuery) => (typeof def.q === 'string' && def.q.trim() ? def.q.trim().slice(0, 200) : null);
+
+// The fields last read for an audience, per organisation, in this process: a guess that lets a page
+// start at the same time as the lookups it depends on. Never trusted: every request reads the fields
+// again, and a page built on other fields than those is thrown away and run again, so a field changed
+// by any process counts at once and nothing needs invalidating.
+const lastFields = new Map<string, { fieldsText: string; columns: Column[] }>();
+const LAST_FIELDS_MAX = 1000;
+const audienceKey = (p: Principal, audienceId: string) => `${p.orgId}/${audienceId.toLowerCase()}`;
+
+function remember(p: Principal, audienceId: string, fieldsText: string) {
+  const key = audienceKey(p, audienceId);
+  if (lastFields.get(key)?.fieldsText === fieldsText) return;
+  lastFields.delete(key);
+  lastFields.set(key, { fieldsText, columns: toColumns(JSON.parse(fieldsText)) });
+  if (lastFields.size > LAST_FIELDS_MAX) lastFields.delete(lastFields.keys().next().value!);
+}
+
+/**
+ * The page of a query on the fields last seen, run alongside `prepare` (one round trip for both
+ * instead of one after the other); null when there is no guess to go on. Only for an audience this
+ * organisation was found to have, so nothing runs for an audience the caller might not see.
+ */
+function guessedPrepared(p: Principal, audienceId: string, query: GridQuery): Prepared | null {
+  if (!canSee(p, audienceId)) return null;
+  const last = lastFields.get(audienceKey(p, audienceId));
+  if (!last) return null;
+  const v = checkView(query, last.columns);
+  // The errors are those of the fields read now, which the plain path gives.
+  if (!v.ok) return null;
+  return { audienceId, fieldsText: last.fieldsText, columns: v.value.columns, filter: v.value.filter, sort: v.value.sort, q: quickSearch(query) };
 }
 
 function toItem(row: grid.RawGridRow, columns: Column[]): GridRow {
@@ -137,7 +213,14 @@ async function runPage(ctx: AppContext, prep: Prepared, paging: Paging): Promise
 
 /** One page of the grid: filter, sort, keyset (`cursor`) or `offset` paging, and the total unless `count: false`. */
 export async function queryGrid(ctx: AppContext, p: Principal, audienceId: string, query: GridQuery & Paging): Promise<GridPage> {
-  return runPage(ctx, await prepare(ctx, p, audienceId, query), query);
+  const guess = guessedPrepared(p, audienceId, query);
+  if (!guess) return runPage(ctx, await prepare(ctx, p, audienceId, query), query);
+  const [prep, page] = await Promise.allSettled([prepare(ctx, p, audienceId, query), runPage(ctx, guess, query)]);
+  // The checks come first, as when they run before the page: an unknown audience is a 404 whatever the page did.
+  if (prep.status === 'rejected') throw prep.reason;
+  if (prep.value.fieldsText !== guess.fieldsText) return runPage(ctx, prep.value, query);
+  if (page.status === 'rejected') throw page.reason;
+  return page.value;
 }
 
 /**
@@ -185,8 +268,8 @@ const describeColumn = (col: Column) => ({
 
 /** Every column of the audience's grid with its operators: what a client needs to build filters. */
 export async function listGridColumns(ctx: AppContext, p: Principal, audienceId: string) {
-  await audienceFor(ctx, p, audienceId);
-  return (await columnsOf(ctx, audienceId)).map(describeColumn);
+  const setup = await setupFor(ctx, p, audienceId, { eventIds: [], communityIds: [], viewId: null });
+  return toColumns(setup.fields).map(describeColumn);
 }
 
 // ---- saved views ----

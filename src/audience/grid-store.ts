@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely';
-import type { DB } from '../platform/schema.ts';
+import type { DB, FieldType } from '../platform/schema.ts';
 import { escapeLike } from '../platform/like-pattern.ts';
 import {
   excludesMissing,
@@ -409,4 +409,51 @@ export function listViews(db: Q, audienceId: string) {
 
 export function findView(db: Q, audienceId: string, viewId: string) {
   return db.selectFrom('saved_views').selectAll().where('audience_id', '=', audienceId).where('id', '=', viewId).executeTakeFirst();
+}
+
+// ---- what a grid request needs before its page ----
+
+export interface GridSetup {
+  /** the audience is one of the organisation's */
+  found: boolean;
+  /** the audience-wide central fields, in the order of `fieldsAvailable` */
+  fields: Array<{ key: string; type: FieldType; options: string[] | null; label: string }>;
+  /** their JSON text: equal texts, equal fields */
+  fieldsText: string;
+  /** which of the candidate ids are events (communities) of the audience */
+  events: Set<string>;
+  communities: Set<string>;
+  view: { id: string; name: string; definition: unknown } | null;
+}
+
+/**
+ * The audience (within the organisation), its central fields, which of the given ids are its events
+ * and communities, and a saved view: one statement, so a page costs one round trip before its query
+ * rather than one per lookup. Read fresh on every request (nothing is cached across requests), so a
+ * field changed by another process counts at once. The ids must be UUIDs (checked by the caller).
+ */
+export async function gridSetup(
+  db: Q,
+  orgId: string,
+  audienceId: string,
+  lookups: { eventIds: string[]; communityIds: string[]; viewId: string | null },
+): Promise<GridSetup> {
+  const a = param(audienceId, 'uuid');
+  const r = await sql<{ found: boolean; fields: string | null; events: string[] | null; communities: string[] | null; view: GridSetup['view'] }>`
+    SELECT
+      EXISTS (SELECT 1 FROM audiences x WHERE x.org_id = ${param(orgId, 'uuid')} AND x.id = ${a}) AS found,
+      (SELECT json_agg(json_build_object('key', f.key, 'type', f.type, 'options', f.options, 'label', f.label) ORDER BY f.created_at, f.key)
+        FROM fields f WHERE f.audience_id = ${a} AND f.scope = 'audience')::text AS fields,
+      ${lookups.eventIds.length ? sql`(SELECT json_agg(e.id) FROM events e WHERE e.audience_id = ${a} AND e.id = ANY(${lookups.eventIds}::uuid[]))` : sql`NULL::json`} AS events,
+      ${lookups.communityIds.length ? sql`(SELECT json_agg(k.id) FROM communities k WHERE k.audience_id = ${a} AND k.id = ANY(${lookups.communityIds}::uuid[]))` : sql`NULL::json`} AS communities,
+      ${lookups.viewId ? sql`(SELECT json_build_object('id', v.id, 'name', v.name, 'definition', v.definition) FROM saved_views v WHERE v.audience_id = ${a} AND v.id = ${param(lookups.viewId, 'uuid')})` : sql`NULL::json`} AS view`.execute(db);
+  const row = r.rows[0]!;
+  return {
+    found: row.found,
+    fields: row.fields === null ? [] : (JSON.parse(row.fields) as GridSetup['fields']),
+    fieldsText: row.fields ?? '[]',
+    events: new Set(row.events ?? []),
+    communities: new Set(row.communities ?? []),
+    view: row.view ?? null,
+  };
 }
