@@ -112,6 +112,8 @@ beforeAll(async () => {
   tokens.open = /\/o\/([^"?&<\s]+)/.exec(html)![1]!;
   tokens.answer = answerToken(t.envoi.ctx.config.secret!, sent.body.delivery_id, 'yes');
   holderDelivery = sent.body.delivery_id;
+  // Its outcome (and its 'sent' event) is recorded after the server took the message: the token tests count events from here.
+  await until(async () => (await t.envoi.ctx.db.selectFrom('deliveries').select('status').where('id', '=', holderDelivery).executeTakeFirst())?.status === 'sent', 'the token holder delivery recorded as sent');
 });
 
 afterAll(async () => {
