@@ -22,6 +22,7 @@
 //   BENCH_WORKERS=2        `envoi worker` processes          BENCH_RATES=300,1000,max (none: only the paused-worker phase)
 //   BENCH_SINK=postfix     or node (smtp-server script)      BENCH_WARMUP_SECONDS=3, BENCH_DRAIN_SECONDS=180
 //   BENCH_BACKLOG=0        skips the paused-worker phase     BENCH_PROFILE=/dir     V8 CPU profiles of serve and workers
+//   BENCH_KEEP_DB=1        keeps the bench database (its name is printed; drop it yourself)
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (the admin URL; a fresh database is created and dropped)
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -212,7 +213,9 @@ export async function triggeredBench() {
       await Promise.all(children.filter((c) => c.name !== 'smtp-sink').map((c) => stopChild(c)));
       await Promise.all(children.map((c) => stopChild(c)));
       await db.end().catch(() => {});
-      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => console.error(`could not drop ${dbName}: ${String(e)}`));
+      // BENCH_KEEP_DB=1 keeps it, seeded and loaded, for EXPLAIN of the accept statements afterwards.
+      if (env.BENCH_KEEP_DB === '1') console.error(`kept database ${dbName}`);
+      else await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch((e) => console.error(`could not drop ${dbName}: ${String(e)}`));
       await admin.end().catch(() => {});
     })());
   const onSignal = (sig: NodeJS.Signals) => {

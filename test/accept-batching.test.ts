@@ -7,7 +7,7 @@ import * as orgs from '../src/organisations/service.ts';
 import { openPostgres } from '../src/platform/database.ts';
 import { createContext } from '../src/platform/context.ts';
 import { Worker } from '../src/sending/worker.ts';
-import { checkRateLimit } from '../src/sending/service.ts';
+import { acceptTriggered, checkRateLimit } from '../src/sending/service.ts';
 import { acceptWriterFor } from '../src/sending/accept-writer.ts';
 import { rateCounterFor } from '../src/sending/accept-rate.ts';
 import type { TriggeredRow } from '../src/sending/store.ts';
@@ -230,6 +230,33 @@ describe('accept batching', () => {
       await rateCounterFor(ctx.db).flush();
     } finally {
       await other.close();
+    }
+  });
+});
+
+describe('prepared accept statements', () => {
+  it.skipIf(dbKind === 'pglite')('runs the cohort lookup and the batch write as named statements, batch after batch', async () => {
+    // One connection, so that pg_prepared_statements (per session) shows what the accepts prepared.
+    const single = await openPostgres(t.envoi.config.databaseUrl!, 1);
+    try {
+      const ctx = createContext(t.envoi.ctx.config, single, { now: () => t.clock.now });
+      const p = (await orgs.authenticate(ctx, org.apiKey))!;
+      for (let round = 0; round < 3; round++) {
+        const accepted = await Promise.all(
+          Array.from({ length: 5 }, (_, i) => acceptTriggered(ctx, p, { template_id: templateId, to: { contact_id: contactIds[40 + i] }, variables: { code: `N-${round}-${i}` }, idempotency_key: `named-${round}-${i}` })),
+        );
+        expect(accepted.map((a) => a.status)).toEqual(Array(5).fill('queued'));
+      }
+      // A repeat is still answered from the first request.
+      const again = await acceptTriggered(ctx, p, { template_id: templateId, to: { contact_id: contactIds[40] }, variables: { code: 'N-0-0' }, idempotency_key: 'named-0-0' });
+      expect(again.replayed).toBe(true);
+      const names = (await single.db.selectFrom('pg_prepared_statements' as never).select('name' as never).execute()).map((r) => (r as { name: string }).name);
+      expect(names.some((n) => n.startsWith('envoi_accept_context_'))).toBe(true);
+      expect(names.some((n) => n.startsWith('envoi_accept_write_'))).toBe(true);
+      const stored = await single.db.selectFrom('messages').select('id').where('idempotency_key', 'like', 'named-%').execute();
+      expect(stored).toHaveLength(15);
+    } finally {
+      await single.close();
     }
   });
 });

@@ -9,7 +9,7 @@
  * in-memory map), cannot reach object prototypes, and each render is bounded in time and memory,
  * so a template like `{% for i in (1..100000000) %}` fails with a clear error instead of hanging.
  */
-import { Liquid, Tokenizer, TokenKind, filters, type FilterImplOptions, type FS, type Template } from 'liquidjs';
+import { Liquid, Output, Tokenizer, TokenKind, filters, type FilterImplOptions, type FS, type Template } from 'liquidjs';
 import mjml2html from 'mjml';
 import { compile as compileHtmlToText, type HtmlToTextOptions } from 'html-to-text';
 import { AppError } from '../platform/errors.ts';
@@ -682,4 +682,145 @@ export function render(compiled: CompiledTemplate, data: RenderData, mode: Rende
     links = tracked.links;
   }
   return { subject, preheader, html, text, links, unsubscribeUrls };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Check: the answer of a preview render without rendering, when the template allows it
+
+/**
+ * A part made only of text and outputs of literal variable paths (`{{ a.b }}`, `{{ a["b c"] }}`)
+ * with no filter but escaping: its strict render can fail only on a variable it cannot read or on its
+ * size, both of which can be told from the data without rendering it.
+ */
+interface PlainPart {
+  paths: string[][];
+  staticChars: number;
+  /** escaping filters on the heaviest output: each can make a character up to 6 */
+  escapes: number;
+}
+
+/** null: some part has tags, filters or computed keys, so only a render can tell. */
+const plainParts = new WeakMap<CompiledTemplate, PlainPart[] | null>();
+
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+const ENUMERABLE = Object.prototype.propertyIsEnumerable;
+
+function plainPart(templates: Template[], engine: Liquid): PlainPart | null {
+  const part: PlainPart = { paths: [], staticChars: 0, escapes: 0 };
+  for (const t of templates) {
+    const kind = (t as unknown as { token?: { kind?: number } }).token?.kind;
+    if (kind === TokenKind.HTML && !(t instanceof Output)) {
+      const str = (t as unknown as { str?: unknown }).str;
+      if (typeof str !== 'string') return null;
+      part.staticChars += str.length;
+      continue;
+    }
+    if (!(t instanceof Output)) return null;
+    const { filters: applied, initial } = t.value;
+    if (applied.length > 2) return null;
+    let escapes = 0;
+    for (const f of applied) {
+      if (f.args.length > 0) return null;
+      if ((f as unknown as { handler: unknown }).handler === engine.filters.escape) escapes++;
+      else if (!f.raw) return null;
+    }
+    part.escapes = Math.max(part.escapes, escapes);
+    const postfix = (initial as unknown as { postfix?: unknown[] }).postfix;
+    if (!Array.isArray(postfix) || postfix.length !== 1) return null;
+    const token = postfix[0] as { kind?: number; variable?: unknown; props?: { kind?: number; content?: unknown }[] };
+    if (token.kind !== TokenKind.PropertyAccess || token.variable || !Array.isArray(token.props) || token.props.length === 0) return null;
+    const path: string[] = [];
+    for (const prop of token.props) {
+      if ((prop.kind !== TokenKind.Word && prop.kind !== TokenKind.Quoted) || typeof prop.content !== 'string' || UNSAFE_KEYS.has(prop.content)) return null;
+      path.push(prop.content);
+    }
+    part.paths.push(path);
+  }
+  return part;
+}
+
+function plainPartsOf(compiled: CompiledTemplate, parsed: Parsed): PlainPart[] | null {
+  let parts = plainParts.get(compiled);
+  if (parts === undefined) {
+    const all: [Template[] | null, Liquid][] = [
+      [parsed.subject, parsed.engines.plain],
+      [parsed.preheader, parsed.engines.plain],
+      [parsed.sourceCheck, parsed.engines.html],
+      [parsed.html, parsed.engines.html],
+      [parsed.text, parsed.engines.plain],
+    ];
+    const found: PlainPart[] = [];
+    for (const [templates, engine] of all) {
+      if (templates === null) continue;
+      const part = plainPart(templates, engine);
+      if (!part) break;
+      found.push(part);
+    }
+    parts = found.length === all.filter(([t]) => t !== null).length ? found : null;
+    plainParts.set(compiled, parts);
+  }
+  return parts;
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return (proto === Object.prototype || proto === null) && typeof (v as { toLiquid?: unknown }).toLiquid !== 'function';
+};
+
+/**
+ * The value Liquid reads for `path` in the scope of `data` (see scopeOf), when it can be told for
+ * sure: a string, number, boolean or null reached through own properties of plain objects. undefined
+ * when it cannot (missing, or anything else): then a render decides.
+ */
+function plainValue(data: RenderData, unsubscribe: () => UnsubscribeVariables | null, path: string[]): string | number | boolean | null | undefined {
+  const root = path[0]!;
+  const vars = data.vars ?? {};
+  if (!isPlainObject(vars) || (data.contact && !isPlainObject(data.contact)) || (data.event && !isPlainObject(data.event))) return undefined;
+  let value: unknown;
+  const links = root.startsWith('unsubscribe_url') ? unsubscribe() : null;
+  if (links && Object.hasOwn(links, root)) value = links[root as keyof UnsubscribeVariables];
+  else if (root === 'vars') value = vars;
+  else if (root === 'event' && data.event) value = data.event;
+  else if (root === 'contact' && data.contact) value = data.contact;
+  // The scope spreads the caller's variables over the contact's fields: own enumerable keys only.
+  else if (ENUMERABLE.call(vars, root)) value = vars[root];
+  else if (data.contact && ENUMERABLE.call(data.contact, root)) value = data.contact[root];
+  else return undefined;
+  for (let i = 1; i < path.length; i++) {
+    if (!isPlainObject(value) || !Object.hasOwn(value, path[i]!)) return undefined;
+    value = value[path[i]!];
+  }
+  if (value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value))) return value;
+  return undefined;
+}
+
+/**
+ * Throws what `render(compiled, data, 'preview')` would throw, and nothing when it would not: for a
+ * template of plain outputs whose variables are all there, by reading them (no render); otherwise by
+ * rendering (the answer says which). For the accept path of the triggered API, which only needs the verdict.
+ */
+export function checkPreview(compiled: CompiledTemplate, data: RenderData): 'read' | 'rendered' {
+  const parsed = parsedTemplates.get(compiled);
+  if (!parsed) throw new TypeError('checkPreview() needs a template returned by compileTemplate()');
+  const parts = plainPartsOf(compiled, parsed);
+  if (parts && plainPartsHold(parts, data)) return 'read';
+  render(compiled, data, 'preview');
+  return 'rendered';
+}
+
+function plainPartsHold(parts: PlainPart[], data: RenderData): boolean {
+  let links: UnsubscribeVariables | null | undefined;
+  const unsubscribe = () => (links === undefined ? (links = data.unsubscribe === undefined ? null : unsubscribeVariables(data.unsubscribe)) : links);
+  for (const part of parts) {
+    let chars = part.staticChars;
+    for (const path of part.paths) {
+      const value = plainValue(data, unsubscribe, path);
+      if (value === undefined) return false;
+      chars += (value === null ? 0 : String(value).length) * 6 ** part.escapes;
+    }
+    // Far from the size limits, the render cannot trip them either.
+    if (chars > TEMPLATE_LIMITS.outputChars) return false;
+  }
+  return true;
 }

@@ -9,6 +9,7 @@ import type { TemplateWithContent } from '../mail/template-store.ts';
 import { contactsForSending } from '../audience/service.ts';
 import { excludedAmong } from '../consent/service.ts';
 import { Loader } from './accept-batch.ts';
+import { preparing } from './accept-prepared.ts';
 import * as store from './store.ts';
 
 export type SendingContact = Awaited<ReturnType<typeof contactsForSending>>[number];
@@ -65,10 +66,12 @@ export interface AcceptLookups {
   fieldKeys: Loader<OrgScoped, string[]>;
 }
 
-function build(db: Kysely<DB>): AcceptLookups {
+function build(db: Kysely<DB>, prepared: boolean): AcceptLookups {
+  // The lookup of the common request runs for every cohort: prepared once per connection.
+  const contextDb = preparing(db, 'envoi_accept_context', prepared);
   return {
     context: new Loader(async (keys) => {
-      const rows = await store.acceptContexts(db, keys);
+      const rows = await store.acceptContexts(contextDb, keys);
       return new Map(rows.map((r) => [contextKey(keys[r.i]!), r]));
     }, contextKey),
     messageByKey: new Loader(async (keys) => {
@@ -96,9 +99,9 @@ function build(db: Kysely<DB>): AcceptLookups {
 
 const lookups = new WeakMap<Kysely<DB>, AcceptLookups>();
 
-/** The loaders of one database handle. */
-export function lookupsFor(db: Kysely<DB>): AcceptLookups {
+/** The loaders of one database handle; `prepared` (node-postgres only) for named statements, decided by the first call. */
+export function lookupsFor(db: Kysely<DB>, opts: { prepared?: boolean } = {}): AcceptLookups {
   let l = lookups.get(db);
-  if (!l) lookups.set(db, (l = build(db)));
+  if (!l) lookups.set(db, (l = build(db, opts.prepared ?? false)));
   return l;
 }

@@ -15,6 +15,7 @@ import type { Kysely } from 'kysely';
 import type { DB } from '../platform/schema.ts';
 import { AppError } from '../platform/errors.ts';
 import { Batcher } from './accept-batch.ts';
+import { preparing } from './accept-prepared.ts';
 import * as store from './store.ts';
 
 /** true: written; false: another message holds the idempotency key (look it up and answer as a repeat). */
@@ -77,9 +78,12 @@ async function writeBatch(db: Kysely<DB>, rows: store.TriggeredRow[]): Promise<(
 
 const writers = new WeakMap<Kysely<DB>, Batcher<store.TriggeredRow, WriteOutcome>>();
 
-/** The write batcher of one database handle. */
-export function acceptWriterFor(db: Kysely<DB>): Batcher<store.TriggeredRow, WriteOutcome> {
+/** The write batcher of one database handle; `prepared` (node-postgres only) for a named statement, decided by the first call. */
+export function acceptWriterFor(db: Kysely<DB>, opts: { prepared?: boolean } = {}): Batcher<store.TriggeredRow, WriteOutcome> {
   let w = writers.get(db);
-  if (!w) writers.set(db, (w = new Batcher((rows) => writeBatch(db, rows), { maxItems: 500, maxInFlight: 2 })));
+  if (!w) {
+    const writeDb = preparing(db, 'envoi_accept_write', opts.prepared ?? false);
+    writers.set(db, (w = new Batcher((rows) => writeBatch(writeDb, rows), { maxItems: 500, maxInFlight: 2 })));
+  }
   return w;
 }

@@ -32,7 +32,7 @@ import {
   type PolicySettings,
   type RuleCode,
 } from '../consent/rules.ts';
-import { render, type CompiledTemplate, type TemplateSource } from '../mail/render.ts';
+import { checkPreview, type CompiledTemplate, type TemplateSource } from '../mail/render.ts';
 import { asBadRequest, compiledFor, compiledVersion, contactData, eventData, templateFor } from '../mail/template-service.ts';
 import { findBuiltinOverride, type TemplateWithContent } from '../mail/template-store.ts';
 import { builtinTemplate, type BuiltinKind } from '../mail/builtin-templates.ts';
@@ -280,7 +280,9 @@ const canSeeAudience = (p: Principal, audienceId: string) => p.audienceIds === n
  * are written in one statement and one commit. This resolves once this message's commit is done.
  */
 export async function acceptTriggered(ctx: AppContext, p: Principal, input: TriggeredInput): Promise<Accepted> {
-  const look = lookupsFor(ctx.db);
+  // Named statements are node-postgres's; PGlite's pool takes SQL text only.
+  const prepared = ctx.database?.kind === 'postgres';
+  const look = lookupsFor(ctx.db, { prepared });
   const hash = requestHash(input);
   const key = input.idempotency_key;
   const orgId = p.orgId;
@@ -401,10 +403,11 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
     throw policyError(e);
   }
 
-  // A variable the caller forgot would go out as an empty link: refuse it now, naming it.
+  // A variable the caller forgot would go out as an empty link: refuse it now, naming it. Only the
+  // verdict is wanted (the worker renders for real), which a plain template gives without a render.
   if (decision.allow) {
     try {
-      render(compiled, { contact: contactData(contact, fieldKeys ?? []), event: messageEvent ? eventData(messageEvent) : null, vars: variables, unsubscribe: UNSUBSCRIBE_PLACEHOLDER(ctx) }, 'preview');
+      checkPreview(compiled, { contact: contactData(contact, fieldKeys ?? []), event: messageEvent ? eventData(messageEvent) : null, vars: variables, unsubscribe: UNSUBSCRIBE_PLACEHOLDER(ctx) });
     } catch (e) {
       throw asBadRequest(e);
     }
@@ -450,7 +453,7 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
     event: { type: decision.allow ? 'queued' : 'blocked', detail: decision.allow ? { due_at: dueAt.toISOString() } : { rule: decision.rule, detail: decision.detail } },
   };
   // Inside a caller's transaction the message belongs to that transaction, not to a shared batch.
-  const written = ctx.db.isTransaction ? (await store.insertTriggered(ctx.db, [row])).has(row.id) : await acceptWriterFor(ctx.db).submit(row);
+  const written = ctx.db.isTransaction ? (await store.insertTriggered(ctx.db, [row])).has(row.id) : await acceptWriterFor(ctx.db, { prepared }).submit(row);
 
   if (!written) {
     const winner = key !== undefined ? await store.findMessageByKey(ctx.db, orgId, key) : undefined;
