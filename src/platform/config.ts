@@ -1,5 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isIP } from 'node:net';
 
 export interface Config {
   /** PostgreSQL server URL; absent means the embedded PGlite database in `dataDir`. */
@@ -16,6 +17,13 @@ export interface Config {
   resetTokenMinutes: number;
   /** Lets anyone create an organisation through the API (a shared server); otherwise only the first. */
   allowSignup: boolean;
+  /**
+   * Which peers' X-Forwarded-For / -Proto / -Host headers are believed (fastify's trustProxy): false (none,
+   * the default: the socket's address is the client's), true (any peer), or a list of addresses and CIDR
+   * ranges. The client address goes into consent proofs, so a forged header must not. No hop count: it
+   * cannot tell a proxy from a client that sends the header itself (fastify refuses it too).
+   */
+  trustProxy: boolean | string;
   /** Whether webhooks may go to private, loopback and reserved addresses (a receiver beside envoi); otherwise public addresses only. */
   webhookPrivateNetworks: boolean;
   /** Bearer token GET /metrics requires; null: /metrics is open to whoever reaches the server. */
@@ -37,6 +45,26 @@ export interface Config {
   workerLeaseSeconds: number;
   /** DKIM signing of outgoing mail; null when not configured. */
   dkim: { domainName: string; keySelector: string; privateKey: string } | null;
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function parseTrustProxy(raw: string | undefined, problems: string[]): Config['trustProxy'] {
+  if (raw === undefined || /^(0|false|no|off)$/i.test(raw.trim())) return false;
+  const s = raw.trim();
+  if (/^(true|yes|on)$/i.test(s)) return true;
+  const bad = s.split(',').map((x) => x.trim()).filter((x) => {
+    if (PROXY_NAMES.has(x)) return false;
+    const [address, prefix, ...rest] = x.split('/');
+    const family = isIP(address ?? '');
+    if (!family || rest.length) return true;
+    return prefix !== undefined && !(/^\d+$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+  });
+  if (bad.length) {
+    problems.push(`ENVOI_TRUST_PROXY must be true, false, or a comma-separated list of addresses, CIDR ranges, loopback, linklocal, uniquelocal; not ${bad.map((b) => JSON.stringify(b)).join(', ')}`);
+    return false;
+  }
+  return s;
 }
 
 export class ConfigError extends Error {
@@ -103,6 +131,7 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
   if (secret !== null && secret.length < 32) problems.push('ENVOI_SECRET must be at least 32 characters long');
   const metricsToken = pick('ENVOI_METRICS_TOKEN', 'metricsToken') ?? null;
   if (metricsToken !== null && (metricsToken.length < 16 || /\s/.test(metricsToken))) problems.push('ENVOI_METRICS_TOKEN must be at least 16 characters long, without spaces');
+  const trustProxy = parseTrustProxy(pick('ENVOI_TRUST_PROXY', 'trustProxy'), problems);
   const privateNetworks = pick('ENVOI_WEBHOOK_PRIVATE_NETWORKS', 'webhookPrivateNetworks') ?? 'deny';
   if (privateNetworks !== 'allow' && privateNetworks !== 'deny') problems.push(`ENVOI_WEBHOOK_PRIVATE_NETWORKS must be allow or deny, got "${privateNetworks}"`);
   const logLevel = (pick('LOG_LEVEL', 'logLevel') ?? 'info') as Config['logLevel'];
@@ -122,6 +151,7 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
     },
     resetTokenMinutes: int('ENVOI_RESET_TOKEN_MINUTES', 'resetTokenMinutes', 60, 5, 60 * 24 * 7),
     allowSignup: bool('ENVOI_ALLOW_SIGNUP', 'allowSignup', false),
+    trustProxy,
     webhookPrivateNetworks: privateNetworks === 'allow',
     metricsToken,
     ...mailConfig(pick, int, publicUrl, host, cwd, problems),

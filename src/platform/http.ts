@@ -45,6 +45,8 @@ export async function buildHttpApp(ctx: AppContext, opts: HttpOptions): Promise<
   const app = Fastify({
     logger: opts.logger ?? false,
     bodyLimit: 2 * 1024 * 1024,
+    // Only the proxies the operator names may say who the client is: the address goes into consent proofs.
+    trustProxy: ctx.config.trustProxy,
     // Click tokens carry their signed destination in the path.
     routerOptions: { maxParamLength: 8192 },
     // Never log credentials: the default serializers log the URL and method only, and we redact headers.
