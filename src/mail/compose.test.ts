@@ -146,3 +146,32 @@ describe('the raw message', () => {
     expect((await simpleParser(asPieces.raw)).html).toBe((await simpleParser(composeMessage(input({ html })).raw)).html);
   });
 });
+
+describe('composeMessage headers reused from the previous message', () => {
+  const head = (i: ComposeInput) => composeMessage(i).raw.toString('latin1').split('MIME-Version:')[0];
+  it('gives each message the headers it would have alone', () => {
+    const arb = fc.record({
+      fromName: fc.constantFrom('Rencontres Numériques', 'Acme', '', ' Acme  News ', 'a\u0000b'),
+      fromAddress: fc.constantFrom('no-reply@example.org', 'news@exämple.org'),
+      subject: fc.oneof(fc.constantFrom('Bonjour Zoë', 'Hello', ''), fc.string()),
+      ms: fc.integer({ min: 1_700_000_000_000, max: 1_700_000_003_000 }),
+      bounceDomain: fc.constantFrom('bounces.example.org', 'bouncés.example.org'),
+    });
+    const of = (x: { fromName: string; fromAddress: string; subject: string; ms: number; bounceDomain: string }) =>
+      input({ from: { name: x.fromName, address: x.fromAddress }, subject: x.subject, date: new Date(x.ms), bounceDomain: x.bounceDomain });
+    fc.assert(
+      fc.property(arb, arb, (a, b) => {
+        const alone = head(of(a));
+        expect(head(of(a))).toBe(alone);
+        head(of(b));
+        expect(head(of(a))).toBe(alone);
+        expect(alone).toContain(`\r\nDate: ${new Date(a.ms).toUTCString().replace('GMT', '+0000')}\r\n`);
+      }),
+    );
+  });
+
+  it('still refuses a sender address that cannot be a header', () => {
+    expect(() => composeMessage(input({ from: { name: 'x', address: 'a\r\nBcc: evil@example.com' } }))).toThrow(ComposeError);
+    expect(() => composeMessage(input({ from: { name: 'x', address: 'a\u0000b@example.org' } }))).toThrow(ComposeError);
+  });
+});

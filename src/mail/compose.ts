@@ -23,8 +23,9 @@ import { domainToASCII } from 'node:url';
 import type { MailComposerOptions } from 'nodemailer/lib/mail-composer';
 import MimeNode from 'nodemailer/lib/mime-node';
 import { foldLines } from 'nodemailer/lib/mime-funcs';
-import { sign, safeEqual } from '../platform/secrets.ts';
-import { encodeQpPiece } from './qp.ts';
+import { safeEqual } from '../platform/secrets.ts';
+import { encodeQpPiece, encodeQpView } from './qp.ts';
+import { signPayload } from './tracking-tokens.ts';
 
 export class ComposeError extends Error {
   override name = 'ComposeError';
@@ -109,7 +110,7 @@ export function parseVerp(address: string): string | null {
  * random UUID nobody else sees) is the token.
  */
 export function unsubscribeToken(secret: string | null, deliveryId: string): string {
-  return secret ? `${deliveryId}.${sign(secret, `unsubscribe:${deliveryId}`).slice(0, 22)}` : deliveryId;
+  return secret ? `${deliveryId}.${signPayload(secret, `unsubscribe:${deliveryId}`).slice(0, 22)}` : deliveryId;
 }
 
 /** The delivery id an unsubscribe token is for, or null when it is not genuine. */
@@ -117,7 +118,7 @@ export function verifyUnsubscribeToken(secret: string | null, token: string): st
   const [id, mac] = token.split('.');
   if (!id || !UUID.test(id)) return null;
   if (!secret) return mac === undefined ? id.toLowerCase() : null;
-  return mac !== undefined && safeEqual(mac, sign(secret, `unsubscribe:${id}`).slice(0, 22)) ? id.toLowerCase() : null;
+  return mac !== undefined && safeEqual(mac, signPayload(secret, `unsubscribe:${id}`).slice(0, 22)) ? id.toLowerCase() : null;
 }
 
 /** The List-Unsubscribe targets of a delivery: the one-click https page and a mailto for older clients. */
@@ -140,6 +141,35 @@ function addressHeader(name: string, m: Mailbox): string {
   return header(name, headerEncoder.encodeHeaderValue(name, { name: headerText(m.name, 200), address }));
 }
 
+/**
+ * The last result of a pure function of one string key. Within a campaign the sender, the bounce
+ * domain, often the subject, and the Date (to the second) are the same message after message:
+ * their encoding (nodemailer's address parser, punycode, RFC 2047, folding) is done once.
+ */
+function lastOf<T>(f: (key: string) => T): (key: string) => T {
+  let lastKey: string | null = null;
+  let last: T;
+  return (key) => {
+    if (key !== lastKey) {
+      last = f(key);
+      lastKey = key;
+    }
+    return last;
+  };
+}
+
+const asciiBounceDomain = lastOf((domain) => headerAddress(`x@${domain}`).slice(2));
+// headerText leaves no NUL in the name (and is idempotent): the first NUL of the key ends it.
+const fromHeader = lastOf((key) => {
+  const cut = key.indexOf('\u0000');
+  return addressHeader('From', { name: key.slice(0, cut), address: key.slice(cut + 1) });
+});
+const fromMailbox = (m: Mailbox) => (typeof m.address === 'string' ? fromHeader(`${headerText(m.name, 200)}\u0000${m.address}`) : addressHeader('From', m));
+const subjectHeader = lastOf((subject) => header('Subject', headerEncoder.encodeHeaderValue('Subject', headerText(subject))));
+// The Date header shows whole seconds only (toUTCString).
+const dateHeader = lastOf((seconds) => header('Date', headerEncoder.encodeHeaderValue('Date', new Date(Number(seconds) * 1000))));
+const dateOf = (date: Date) => dateHeader(String(Math.floor(date.getTime() / 1000)));
+
 const CRLF = Buffer.from('\r\n');
 // Unique per message without a random draw each time: quoted-printable never writes `=_`, so no body
 // can contain a boundary anyway; the prefix keeps two processes' boundaries apart.
@@ -148,15 +178,15 @@ let boundaries = 0;
 
 /** Composes one delivery's message; throws ComposeError for an address no header can hold. */
 export function composeMessage(input: ComposeInput): ComposedMessage {
-  const bounceDomain = headerAddress(`x@${input.bounceDomain}`).slice(2);
+  const bounceDomain = asciiBounceDomain(input.bounceDomain);
   const messageId = `<${input.deliveryId}@${bounceDomain}>`;
   const to = headerAddress(input.to.address);
   const envelope = { from: verpAddress(input.deliveryId, bounceDomain), to };
-  let head = addressHeader('From', input.from) + addressHeader('To', { name: input.to.name, address: to });
+  let head = fromMailbox(input.from) + addressHeader('To', { name: input.to.name, address: to });
   if (input.replyTo) head += header('Reply-To', headerAddress(input.replyTo));
-  head += header('Subject', headerEncoder.encodeHeaderValue('Subject', headerText(input.subject)));
+  head += subjectHeader(input.subject);
   head += header('Message-ID', messageId);
-  head += header('Date', headerEncoder.encodeHeaderValue('Date', input.date));
+  head += dateOf(input.date);
   head += header('X-Envoi-Delivery', headerText(input.deliveryId, 64));
   if (input.unsubscribe) {
     for (const target of [input.unsubscribe.url, input.unsubscribe.mailto]) {
@@ -169,16 +199,25 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
   head += `MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="${boundary}"\r\n\r\n`;
   const part = (type: string) => `--${boundary}\r\nContent-Type: ${type}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n`;
   const html = typeof input.html === 'string' ? [encodeQpPiece(input.html)] : input.html.pieces;
-  const text = encodeQpPiece(input.text);
-  // Each part's pieces end on a line end, which is the CRLF the next delimiter line needs.
-  const raw = Buffer.concat([
-    Buffer.from(head + part('text/plain'), 'utf8'),
-    text.length ? text : CRLF, // an empty body is an empty line: the delimiter's CRLF is its own
-    Buffer.from(part('text/html'), 'utf8'),
-    ...(html.some((p) => p.length) ? html : [CRLF]),
-    Buffer.from(`--${boundary}--`, 'utf8'),
-    CRLF,
-  ]);
+  // Written straight into one Buffer of the message's size: no intermediate Buffer per string, and
+  // the text body is copied from the encoder's scratch (a view, read before the next encoding).
+  const first = head + part('text/plain');
+  const second = part('text/html');
+  const last = `--${boundary}--\r\n`;
+  const text = encodeQpView(input.text);
+  let htmlLength = 0;
+  for (const p of html) htmlLength += p.length;
+  // Each part's pieces end on a line end, which is the CRLF the next delimiter line needs; an empty
+  // body is an empty line (the delimiter's CRLF is its own).
+  const total = Buffer.byteLength(first) + (text.length || 2) + second.length + (htmlLength || 2) + last.length;
+  const raw = Buffer.allocUnsafe(total);
+  let pos = raw.write(first, 0, 'utf8');
+  pos += text.length ? text.copy(raw, pos) : CRLF.copy(raw, pos);
+  pos += raw.write(second, pos, 'latin1');
+  if (htmlLength) for (const p of html) pos += p.copy(raw, pos);
+  else pos += CRLF.copy(raw, pos);
+  pos += raw.write(last, pos, 'latin1');
+  if (pos !== total) throw new Error(`composeMessage: wrote ${pos} bytes of ${total}`);
   return { messageId, envelope, raw, dataSafe: true, mail: { raw, envelope, messageId } };
 }
 

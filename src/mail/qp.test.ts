@@ -52,3 +52,111 @@ describe('quoted-printable pieces', () => {
     expect(encodeQpPiece('line one  \n.dot first\r\nlast\n').toString('latin1')).toBe('line one =20\r\n=2Edot first\r\nlast\r\n');
   });
 });
+
+// The encoder as it was, one character at a time: the faster one must give the same bytes.
+const MAX_LINE = 76;
+const CR = 13;
+const LF = 10;
+const DOT = 46;
+const EQ = 61;
+const SPACE = 32;
+const TAB = 9;
+const HEX_CODES = Uint8Array.from('0123456789ABCDEF', (c) => c.charCodeAt(0));
+
+function referenceQp(text: string): Buffer {
+  const n = text.length;
+  // Worst case per UTF-16 unit: 3 bytes of UTF-8 as =XX (9 characters), plus soft breaks.
+  const out = Buffer.alloc(n * 10 + 8);
+  let pos = 0;
+  let col = 0; // characters on the current output line
+  // The inner steps are inlined: a closure per call costs more than the loop for short pieces.
+  for (let i = 0; i < n; i++) {
+    let c = text.charCodeAt(i);
+    if (c === CR || c === LF) {
+      if (c === CR && text.charCodeAt(i + 1) === LF) i++;
+      out[pos++] = CR;
+      out[pos++] = LF;
+      col = 0;
+      continue;
+    }
+    if (c < 128) {
+      let literal = (c >= 33 && c <= 126 && c !== EQ) || c === SPACE || c === TAB;
+      // Whitespace that would end a line is encoded: transports may strip it.
+      if (literal && (c === SPACE || c === TAB)) {
+        const next = text.charCodeAt(i + 1);
+        if (next === CR || next === LF) literal = false;
+      }
+      const width = literal ? 1 : 3;
+      // keep room for a soft break's `=`
+      if (col + width > MAX_LINE - 1) {
+        out[pos++] = EQ;
+        out[pos++] = CR;
+        out[pos++] = LF;
+        col = 0;
+      }
+      if (literal && !(c === DOT && col === 0)) {
+        out[pos++] = c;
+        col++;
+      } else {
+        if (col + 3 > MAX_LINE - 1) {
+          out[pos++] = EQ;
+          out[pos++] = CR;
+          out[pos++] = LF;
+          col = 0;
+        }
+        out[pos++] = EQ;
+        out[pos++] = HEX_CODES[c >> 4]!;
+        out[pos++] = HEX_CODES[c & 15]!;
+        col += 3;
+      }
+      continue;
+    }
+    // UTF-8 bytes of one character stay on one line (some readers decode line by line).
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+      const low = text.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00);
+        i++;
+      } else c = 0xfffd;
+    } else if (c >= 0xd800 && c <= 0xdfff) c = 0xfffd; // a lone surrogate is not text
+    const bytes = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    if (col + 3 * bytes > MAX_LINE - 1) {
+      out[pos++] = EQ;
+      out[pos++] = CR;
+      out[pos++] = LF;
+      col = 0;
+    }
+    for (let b = bytes - 1; b >= 0; b--) {
+      const byte = b === bytes - 1 ? (bytes === 2 ? 0xc0 : bytes === 3 ? 0xe0 : 0xf0) | (c >> (6 * b)) : 0x80 | ((c >> (6 * b)) & 63);
+      out[pos++] = EQ;
+      out[pos++] = HEX_CODES[byte >> 4]!;
+      out[pos++] = HEX_CODES[byte & 15]!;
+    }
+    col += 3 * bytes;
+  }
+  if (col > 0) {
+    out[pos++] = EQ;
+    out[pos++] = CR;
+    out[pos++] = LF;
+  }
+  return Buffer.from(out.subarray(0, pos));
+}
+
+describe('encodeQpPiece, the fast path for plain runs', () => {
+  it('gives the bytes of the character-by-character encoder', () => {
+    const piece = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.stringMatching(/^[ .a-z=\t\r\n]{0,300}$/),
+      fc.constantFrom(' \r\n', '.', '. ', ' ', '\r', '\n.', 'x'.repeat(74) + '.', 'x'.repeat(75) + ' \n', 'é'.repeat(40)),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (parts) => {
+        const text = parts.join('');
+        // short pieces go one character at a time; from 128 characters on, plain runs are copied
+        for (const t of [text, `${text}${' '.repeat(128)}${text}`, text.padStart(128, 'x')]) expect(encodeQpPiece(t).toString('latin1')).toBe(referenceQp(t).toString('latin1'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -158,6 +158,31 @@ describe('SMTP session', () => {
     expect(session.alive).toBe(false);
   });
 
+  it('reads replies however the server cuts them: one byte at a time, several in one write, bare LF', async () => {
+    const trickle = (s: Socket, text: string) => {
+      for (const ch of text) s.write(ch);
+    };
+    const url = await rawServer((s) => {
+      trickle(s, '220 hi\r\n');
+      s.on('data', (d) => {
+        const t = d.toString();
+        if (t.startsWith('EHLO')) trickle(s, '250-hi\n250-SIZE 1000000\r\n250 PIPELINING\r\n');
+        else if (t.startsWith('MAIL')) trickle(s, '250 ok\r\n250 ok\r\n354 go\r\n');
+        else if (t.endsWith('.\r\n')) trickle(s, '250-queued\r\n250 as 42\r\n');
+      });
+    });
+    const session = await SmtpSession.open(parseSmtpUrl(url), fast);
+    expect(session.features.has('PIPELINING')).toBe(true);
+    expect(session.maxSize).toBe(1000000);
+    await expect(session.send('a@example.org', 'b@example.org', MESSAGE)).resolves.toBe('250-queued 250 as 42');
+    session.destroy(new SmtpError('done', 'ECONNECTION', 'QUIT'));
+  });
+
+  it('ends the session on a reply line that is not one', async () => {
+    const url = await rawServer((s) => s.write('220 hi\r\n25x nope\r\n'));
+    await expect(SmtpSession.open(parseSmtpUrl(url), fast)).rejects.toMatchObject({ code: 'EPROTOCOL' });
+  });
+
   it('refuses an internationalised address without SMTPUTF8, and a message over the SIZE the server states', async () => {
     const srv = await server({ size: 100, hideSMTPUTF8: true } as Partial<SMTPServerOptions>);
     const session = await SmtpSession.open(parseSmtpUrl(srv.url), fast);

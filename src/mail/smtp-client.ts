@@ -96,6 +96,9 @@ interface Waiter {
 const CR = 13;
 const LF = 10;
 const DOT = 46;
+const SPACE = 32;
+const HYPHEN = 45;
+const isDigit = (c: number) => c >= 48 && c <= 57;
 const END_OF_DATA = Buffer.from('.\r\n');
 const CRLF_END_OF_DATA = Buffer.from('\r\n.\r\n');
 
@@ -290,24 +293,29 @@ export class SmtpSession {
   }
 
   #read(chunk: Buffer) {
-    this.#buffer += chunk.toString('latin1');
+    const buffer = this.#buffer + chunk.toString('latin1');
+    // Lines are cut at an index that moves on; the rest is kept once, after the loop.
+    let start = 0;
     let nl: number;
-    while ((nl = this.#buffer.indexOf('\n')) !== -1) {
-      const line = this.#buffer.slice(0, this.#buffer[nl - 1] === '\r' ? nl - 1 : nl);
-      this.#buffer = this.#buffer.slice(nl + 1);
-      const m = /^(\d{3})([ -]|$)/.exec(line);
-      if (!m) {
+    while ((nl = buffer.indexOf('\n', start)) !== -1) {
+      const line = buffer.slice(start, nl > start && buffer.charCodeAt(nl - 1) === CR ? nl - 1 : nl);
+      start = nl + 1;
+      // `ddd`, then a space, a hyphen (more lines follow) or the end of the line
+      const sep = line.length === 3 ? SPACE : line.charCodeAt(3);
+      if (!isDigit(line.charCodeAt(0)) || !isDigit(line.charCodeAt(1)) || !isDigit(line.charCodeAt(2)) || (sep !== SPACE && sep !== HYPHEN)) {
+        this.#buffer = '';
         this.destroy(new SmtpError(`Unexpected reply line: ${line.slice(0, 200)}`, 'EPROTOCOL', this.#waiters[0]?.command ?? 'CONN', line));
         return;
       }
       this.#lines.push(line);
-      if (m[2] === '-') continue;
-      const reply = { code: Number(m[1]), text: this.#lines.join('\n') };
+      if (sep === HYPHEN) continue;
+      const reply = { code: Number(line.slice(0, 3)), text: this.#lines.length === 1 ? line : this.#lines.join('\n') };
       this.#lines = [];
       const w = this.#waiters.shift();
       if (reply.code === 421) {
         // The server is closing: this reply, and those still awaited, end the session.
         const e = this.#replyError('Server closing the session', 'ECONNECTION', w?.command ?? 'CONN', reply);
+        this.#buffer = buffer.slice(start);
         if (w) w.reject(e);
         this.destroy(e);
         return;
@@ -315,6 +323,7 @@ export class SmtpSession {
       if (w) w.resolve(reply);
       if (this.#waiters.length === 0) this.#socket.setTimeout(0);
     }
+    this.#buffer = start === 0 ? buffer : buffer.slice(start);
     if (this.#buffer.length > 64 * 1024) this.destroy(new SmtpError('Reply line too long', 'EPROTOCOL', this.#waiters[0]?.command ?? 'CONN'));
   }
 

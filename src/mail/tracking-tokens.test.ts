@@ -59,3 +59,15 @@ describe('trackingFor', () => {
     expect(t.skip('https://example.com/agenda')).toBe(false);
   });
 });
+
+describe('signPayload', () => {
+  it('is the HMAC of platform sign(), whichever secret came before', async () => {
+    const { sign } = await import('../platform/secrets.ts');
+    const { signPayload } = await import('./tracking-tokens.ts');
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom(SECRET, 'other-secret-ünï', ''), fc.string()), { minLength: 1, maxLength: 6 }), (calls) => {
+        for (const [secret, payload] of calls) expect(signPayload(secret, payload)).toBe(sign(secret, payload));
+      }),
+    );
+  });
+});

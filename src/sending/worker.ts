@@ -24,7 +24,7 @@ import type { AppContext } from '../platform/context.ts';
 import { isConnectionError } from '../platform/database.ts';
 import type { Lane } from '../platform/schema.ts';
 import { contactsForSending } from '../audience/service.ts';
-import { decide, PolicyInputError, type Decision } from '../consent/rules.ts';
+import { decide, PolicyInputError, type Decision, type PolicyMessage } from '../consent/rules.ts';
 import { render, TemplateError, type CompiledTemplate } from '../mail/render.ts';
 import { compiledVersion, contactData } from '../mail/template-service.ts';
 import type { VersionContent } from '../mail/template-store.ts';
@@ -77,7 +77,12 @@ const LANES: readonly Lane[] = ['transactional', 'bulk'];
 const BATCHES_IN_HAND = 2;
 const MESSAGE_TTL_MS = 60_000;
 
-type MessageInfo = store.MessageForSending & { loadedAt: number };
+/**
+ * `policy`: the policy's view of the message, the same for every recipient outside transactional
+ * mail (only there does it name the recipient): read once per loaded message, not per recipient
+ * (the organisation's settings are parsed for it).
+ */
+type MessageInfo = store.MessageForSending & { loadedAt: number; policy?: PolicyMessage };
 
 /** What a batch needs about its recipients, loaded once for the batch. */
 interface BatchFacts {
@@ -448,20 +453,12 @@ export class Worker {
     const contact = row.contact_id ? batch.contacts.get(row.contact_id) : undefined;
     if (!contact) return failed('the contact was deleted before the message was sent');
 
-    const scope: MessageScope = {
-      orgSettings: m.org_settings,
-      audienceId: m.audience_id,
-      category: m.category,
-      origin: m.origin,
-      event: m.event_id && m.e_ends_at ? { id: m.event_id, ends_at: m.e_ends_at, time_zone: m.e_time_zone! } : null,
-      communityId: m.community_id,
-      repermission: m.c_kind === 'repermission',
-    };
     let decision: Decision;
     try {
       const facts = batch.addresses.get(row.org_id);
       const key = emailKey(row.email);
-      decision = decide(policyMessage(scope, contact.id), policyRecipient(contact, row.email, facts?.suppressions.get(key), facts?.excluded.has(key) ?? false), now);
+      const policy = m.category === 'transactional' ? policyMessage(scopeOf(m), contact.id) : (m.policy ??= policyMessage(scopeOf(m), contact.id));
+      decision = decide(policy, policyRecipient(contact, row.email, facts?.suppressions.get(key), facts?.excluded.has(key) ?? false), now);
     } catch (e) {
       if (e instanceof PolicyInputError) return failed(`cannot apply the sending policy: ${e.message}`);
       throw e;
@@ -545,6 +542,18 @@ export class Worker {
       };
     }
   }
+}
+
+function scopeOf(m: store.MessageForSending): MessageScope {
+  return {
+    orgSettings: m.org_settings,
+    audienceId: m.audience_id,
+    category: m.category,
+    origin: m.origin,
+    event: m.event_id && m.e_ends_at ? { id: m.event_id, ends_at: m.e_ends_at, time_zone: m.e_time_zone! } : null,
+    communityId: m.community_id,
+    repermission: m.c_kind === 'repermission',
+  };
 }
 
 function versionContent(m: store.MessageForSending): VersionContent {
