@@ -29,7 +29,9 @@ async function event(ctx: AppContext, d: { id: string; org_id: string; message_i
 }
 
 // Only mail that left can be opened or clicked; a prefetch of a link in a queued message is noise.
-const OPENABLE = new Set(['sent', 'bounced']);
+// 'sending' too: the server may have taken the message while its outcome waits to be written (outcomes
+// are written in groups), and a link scanner or a prefetching client opens it on arrival.
+const OPENABLE = new Set(['sending', 'sent', 'bounced']);
 
 /** Records an open; the pixel is served whatever happens, so nothing is returned. */
 export async function recordOpen(ctx: AppContext, token: string, v: Visitor): Promise<void> {

@@ -29,6 +29,20 @@ describe('Recorder (outcome groups)', () => {
     expect(writes).toEqual([['d0', 'd1', 'd2', 'd3', 'd4']]);
   });
 
+  it('writes an urgent outcome (transactional) at once, with whatever is pending', async () => {
+    const { r, writes } = recorder(10_000, 1000);
+    r.push(outcome(0));
+    r.push(outcome(1), true);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(writes).toEqual([['d0', 'd1']]);
+    // and the next plain one waits for its group again
+    r.push(outcome(2));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(writes).toEqual([['d0', 'd1']]);
+    await r.drain();
+    expect(writes).toEqual([['d0', 'd1'], ['d2']]);
+  });
+
   it('writes a full group at once, without waiting', async () => {
     const { r, writes } = recorder(10_000, 3);
     for (let i = 0; i < 3; i++) r.push(outcome(i));

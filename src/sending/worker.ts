@@ -91,6 +91,8 @@ interface BatchFacts {
   addresses: Map<string, Awaited<ReturnType<typeof addressFacts>>>;
 }
 
+const WRITE_AT_MOST = 500;
+
 /**
  * Writes outcomes in groups. Each write has a cost of its own, whatever its size (planning, the
  * statement triggers of message_events, the commit): at the ~25 outcomes that finish during one write,
@@ -98,26 +100,31 @@ interface BatchFacts {
  * Campaign). So a group waits up to `groupMs` for more, unless it is full or someone drains (the end
  * of a batch, stop): the rows stay claimed by this worker meanwhile, so a crash resends no more than
  * before (what was claimed and not yet recorded), only an outcome shows up to `groupMs` later.
+ * Transactional outcomes are written at once, with whatever is pending: their status is what a caller
+ * of the API looks at next.
  */
 export class Recorder {
   #pending: store.Outcome[] = [];
   #running: Promise<void> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #draining = 0;
+  #urgent = false;
   constructor(
     private readonly write: (batch: store.Outcome[]) => Promise<void>,
     private readonly groupMs = 100,
     private readonly groupSize = 250,
   ) {}
 
-  push(o: store.Outcome) {
+  /** `now`: written without waiting for a group (a transactional message's status is looked at at once). */
+  push(o: store.Outcome, now = false) {
     this.#pending.push(o);
+    if (now) this.#urgent = true;
     this.#schedule();
   }
 
   #schedule() {
     if (this.#running || this.#pending.length === 0) return;
-    if (this.#pending.length >= this.groupSize || this.#draining > 0) this.#start();
+    if (this.#pending.length >= this.groupSize || this.#draining > 0 || this.#urgent) this.#start();
     else this.#timer ??= setTimeout(() => this.#start(), this.groupMs);
   }
 
@@ -125,13 +132,15 @@ export class Recorder {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#running || this.#pending.length === 0) return;
+    // What is left beyond this write keeps its urgency.
+    if (this.#pending.length <= WRITE_AT_MOST) this.#urgent = false;
     this.#running = this.#run();
   }
 
   async #run() {
     try {
       await yieldToIo();
-      await this.write(this.#pending.splice(0, 500));
+      await this.write(this.#pending.splice(0, WRITE_AT_MOST));
     } finally {
       this.#running = null;
       this.#schedule();
@@ -366,7 +375,7 @@ export class Worker {
           if (outcome.status !== 'sent') {
             this.#log('info', 'delivery not sent', { worker: this.id, lane, message: row.message_id, delivery: row.id, status: outcome.status, error: outcome.last_error ?? null, smtp_response: outcome.smtp_response ?? null });
           }
-          this.#recorder.push(outcome);
+          this.#recorder.push(outcome, lane === 'transactional');
         });
         await this.#recorder.drain();
       } finally {
