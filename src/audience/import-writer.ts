@@ -7,7 +7,7 @@ import type { FieldDef, ValidatedValues } from './rules.ts';
 import { copyText, type ColumnPlan } from './import-rules.ts';
 import type { RecordKind } from './service.ts';
 import * as store from './store.ts';
-import { monotonicUuidV7 } from './import-ids.ts';
+import { monotonicUuidV7 } from '../platform/uuid-v7.ts';
 
 // One for the process: ids keep rising across chunks, lanes and imports running at the same time.
 const nextId = monotonicUuidV7();
@@ -151,7 +151,7 @@ export class ImportWriter {
   #stageObject(v: ValidatedValues) {
     const b = v.builtins;
     return {
-      // Taken in the chunk's email order, so the new rows' ids rise with their emails (see import-ids.ts).
+      // Taken in the chunk's email order, so the new rows' ids rise with their emails (see platform/uuid-v7.ts).
       id: nextId(),
       record_id: this.target.kind ? nextId() : null,
       email: b.email!,

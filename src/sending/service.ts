@@ -7,9 +7,10 @@
  * The 202 of the triggered API is sent only once the message, its delivery row and its first event are
  * committed: from then on the mail survives any process dying.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
+import { nextRowId } from '../platform/uuid-v7.ts';
 import type { DB, Lane, MessageCategory } from '../platform/schema.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import { checkEmail } from '../platform/email-address.ts';
@@ -419,7 +420,7 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
   const lane = laneFor(scope.category);
 
   const row: store.TriggeredRow = {
-    id: randomUUID(),
+    id: nextRowId(),
     org_id: orgId,
     audience_id: audienceId,
     category: scope.category,
@@ -439,7 +440,7 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
     created_by: `${p.kind}:${p.id}`,
     created_at: now,
     delivery: {
-      id: randomUUID(),
+      id: nextRowId(),
       contact_id: contact.id,
       email: contact.email,
       lane,

@@ -1,6 +1,7 @@
 import { sql, type Insertable, type Kysely, type Selectable } from 'kysely';
 import type { DB, DeliveriesTable, DeliveryStatus, Lane, MessageEventsTable, MessagesTable } from '../platform/schema.ts';
 import type { TemplateWithContent } from '../mail/template-store.ts';
+import { nextRowId } from '../platform/uuid-v7.ts';
 
 type Q = Kysely<DB>;
 
@@ -369,13 +370,13 @@ export async function insertDeliveries(db: Q, rows: readonly NewDelivery[], opts
     const conflict = opts.skipExisting ? sql`ON CONFLICT (message_id, contact_id) WHERE contact_id IS NOT NULL DO NOTHING` : sql``;
     // WITH ORDINALITY + ORDER BY: rows are inserted (and returned) in the order given, as a VALUES list would.
     const r = await sql<{ id: string; contact_id: string | null; status: DeliveryStatus }>`
-      INSERT INTO deliveries (org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at)
-      SELECT org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at
-      FROM unnest(${col((r) => r.org_id)}::uuid[], ${col((r) => r.message_id)}::uuid[], ${col((r) => r.contact_id)}::uuid[], ${col((r) => r.email)}::text[],
+      INSERT INTO deliveries (id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at)
+      SELECT id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at
+      FROM unnest(${col(() => nextRowId())}::uuid[], ${col((r) => r.org_id)}::uuid[], ${col((r) => r.message_id)}::uuid[], ${col((r) => r.contact_id)}::uuid[], ${col((r) => r.email)}::text[],
                   ${col((r) => r.lane)}::text[], ${col((r) => r.priority)}::smallint[], ${col((r) => r.status)}::text[], ${col((r) => r.rule)}::text[],
                   ${col((r) => r.rule_detail)}::text[], ${col((r) => iso(r.due_at))}::timestamptz[], ${col((r) => iso(r.expires_at))}::timestamptz[],
                   ${col((r) => iso(r.created_at))}::timestamptz[], ${col((r) => iso(r.updated_at))}::timestamptz[])
-           WITH ORDINALITY AS v(org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at, ord)
+           WITH ORDINALITY AS v(id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at, ord)
       ORDER BY ord
       ${conflict}
       RETURNING id, contact_id, status`.execute(db);

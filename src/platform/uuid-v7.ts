@@ -1,7 +1,8 @@
 import { randomFillSync } from 'node:crypto';
 
 /**
- * Ids for the contacts an import creates, as RFC 9562 version 7 UUIDs that only ever increase
+ * Ids for the rows written by the hundred thousand (the contacts an import creates, the deliveries
+ * of a campaign or of the triggered API), as RFC 9562 version 7 UUIDs that only ever increase
  * (48-bit millisecond time, then a 42-bit counter started at a random value each millisecond, then
  * 32 random bits). The table's default, gen_random_uuid(), scatters a million inserts over the whole
  * primary key and over every index that ends in the id (created_at, marketing state, last name): on
@@ -52,3 +53,10 @@ export function monotonicUuidV7(now: () => number = Date.now, fill: (b: Buffer) 
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/**
+ * This process's generator for deliveries and messages: their primary keys, and every non-HOT update
+ * of a delivery (claimed, then finished), add index entries at the id's place, which a random id puts
+ * on a random page of an index as large as the table.
+ */
+export const nextRowId = monotonicUuidV7();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { monotonicUuidV7 } from './import-ids.ts';
+import { monotonicUuidV7 } from './uuid-v7.ts';
 
 const V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
