@@ -20,7 +20,7 @@ import {
 } from './grid-rules.ts';
 import * as grid from './grid-store.ts';
 import { validateValues } from './rules.ts';
-import { audienceFor } from './service.ts';
+import { audienceFor, canSeeAudience } from './service.ts';
 import * as store from './store.ts';
 
 export interface GridQuery {
@@ -106,12 +106,10 @@ async function checkedDefinition(ctx: AppContext, audienceId: string, input: Gri
   return v.value;
 }
 
-// As canSeeAudience in service.ts: a key limited to some audiences sees only those.
-const canSee = (p: Principal, audienceId: string) => p.audienceIds === null || p.audienceIds.includes(audienceId);
 
 /** `gridSetup` for an audience of the principal's: 404 when it is not one. */
 async function setupFor(ctx: AppContext, p: Principal, audienceId: string, lookups: Parameters<typeof grid.gridSetup>[3]) {
-  if (!canSee(p, audienceId)) throw notFound('audience');
+  if (!canSeeAudience(p, audienceId)) throw notFound('audience');
   const setup = await grid.gridSetup(ctx.db, p.orgId, audienceId, lookups);
   if (!setup.found) throw notFound('audience');
   return setup;
@@ -171,7 +169,7 @@ function remember(p: Principal, audienceId: string, fieldsText: string) {
  * organisation was found to have, so nothing runs for an audience the caller might not see.
  */
 function guessedPrepared(p: Principal, audienceId: string, query: GridQuery): Prepared | null {
-  if (!canSee(p, audienceId)) return null;
+  if (!canSeeAudience(p, audienceId)) return null;
   const last = lastFields.get(audienceKey(p, audienceId));
   if (!last) return null;
   const v = checkView(query, last.columns);

@@ -16,7 +16,8 @@ import * as store from './store.ts';
 
 // ---- access: every lookup is scoped to the caller's organisation (and the key's audiences) ----
 
-function canSeeAudience(p: Principal, audienceId: string) {
+/** Whether the principal may see the audience at all (an API key may be limited to some audiences). */
+export function canSeeAudience(p: Principal, audienceId: string) {
   return p.audienceIds === null || p.audienceIds.includes(audienceId);
 }
 

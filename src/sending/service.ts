@@ -15,7 +15,7 @@ import type { DB, Lane, MessageCategory } from '../platform/schema.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import { checkEmail } from '../platform/email-address.ts';
 import type { Principal } from '../organisations/service.ts';
-import { audienceFor, contactsForSending, ensureContactByEmail, eventFor } from '../audience/service.ts';
+import { audienceFor, canSeeAudience, contactsForSending, ensureContactByEmail, eventFor } from '../audience/service.ts';
 import type { IssuedToken } from '../accounts/service.ts';
 import {
   decide,
@@ -273,7 +273,6 @@ export function compiledInline(inline: InlineContent): Promise<CompiledTemplate>
 const UNSUBSCRIBE_PLACEHOLDER = (ctx: AppContext) => `${ctx.config.publicUrl}/u/preview`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const canSeeAudience = (p: Principal, audienceId: string) => p.audienceIds === null || p.audienceIds.includes(audienceId);
 
 /**
  * Accepts one triggered message for one recipient. Concurrent calls are batched (accept-lookups.ts,
