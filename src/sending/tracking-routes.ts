@@ -8,6 +8,8 @@ import { answerDonePage, answerInvalidPage, answerPage, answerWording, confirmPa
 // The smallest transparent GIF.
 const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64');
 const Token = Type.Object({ token: Type.String({ minLength: 1, maxLength: 8000 }) });
+// The pixel answers whatever its path: the router reads `/o/.` as an empty token, which is just one more invalid one.
+const PixelToken = Type.Object({ token: Type.String({ maxLength: 8000 }) });
 const Lang = Type.Object({ lang: Type.Optional(Type.String({ maxLength: 10 })) });
 
 /** An unsubscribe token is a delivery id and at most its MAC: with more parts it is not a link that was sent. */
@@ -32,7 +34,7 @@ export async function trackingRoutes(app: App, ctx: AppContext) {
     // RFC 8058 one-click POSTs come as a form, urlencoded (parsed for the whole app) or multipart; the token alone authorises.
     scope.addContentTypeParser('multipart/form-data', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) => done(null, { multipart: String(body) }));
 
-    scope.get('/o/:token', { schema: { hide: true, params: Token } }, async (req, reply) => {
+    scope.get('/o/:token', { schema: { hide: true, params: PixelToken } }, async (req, reply) => {
       // The pixel is answered whatever happens: a broken image in someone's mail helps nobody.
       await svc.recordOpen(ctx, req.params.token, visitor(req)).catch((e) => req.log.warn({ err: e }, 'open not recorded'));
       return reply.header('content-type', 'image/gif').header('cache-control', 'no-store, max-age=0').send(PIXEL);
