@@ -18,16 +18,12 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CompiledQuery } from 'kysely';
 import pg from 'pg';
-import { loadConfig } from '../src/platform/config.ts';
 import { openPostgres } from '../src/platform/database.ts';
-import { migrate } from '../src/platform/migrate.ts';
-import { createContext } from '../src/platform/context.ts';
-import * as orgs from '../src/organisations/service.ts';
-import * as audience from '../src/audience/service.ts';
 import { importContacts } from '../src/audience/import-service.ts';
 import { queryGrid } from '../src/audience/grid-service.ts';
 import { createEnvoi } from '../src/app.ts';
-import { DIETS, writeContactsCsv } from './dataset.ts';
+import { writeContactsCsv } from './dataset.ts';
+import { gridAudience } from './grid-audience.ts';
 import { fmt } from './support.ts';
 
 type Timer = () => Promise<unknown>;
@@ -65,21 +61,7 @@ export async function seedGridAudience(url: string, n: number) {
   const database = await openPostgres(url, 10, (sql, params, ms) => {
     if (logging) queries.push({ sql, params, ms });
   });
-  await migrate(database);
-  const config = { ...loadConfig({}), databaseUrl: url };
-  const ctx = createContext(config, database);
-  const org = await orgs.createOrganisation(ctx, { name: 'Bench', ownerEmail: 'bench@example.com', ownerPassword: 'bench bench bench' });
-  const key = await orgs.createApiKey(ctx, org.organisation.id, { name: 'bench', role: 'owner' });
-  const p = (await orgs.authenticate(ctx, key.key))!;
-  const aud = await audience.createAudience(ctx, p, 'Bench audience');
-  const events = [];
-  for (const [i, name] of ['Summit', 'Meetup', 'Workshop'].entries()) {
-    events.push(await audience.createEvent(ctx, p, aud.id, { name, starts_at: `2026-0${i + 3}-01T09:00:00Z`, ends_at: `2026-0${i + 3}-02T18:00:00Z`, time_zone: 'Europe/Paris' }));
-  }
-  await audience.createCommunity(ctx, p, aud.id, 'Alumni');
-  await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'diet', type: 'choice', options: DIETS });
-  await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'score', type: 'number' });
-  await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'birthday', type: 'date' });
+  const { config, ctx, key, p, aud, events } = await gridAudience(database, url);
   const csv = join(tmpdir(), `envoi-bench-page-${n}-${process.pid}.csv`);
   try {
     await writeContactsCsv(csv, n);

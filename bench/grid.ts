@@ -16,7 +16,8 @@ import * as audience from '../src/audience/service.ts';
 import { DEFAULT_BATCH_SIZE, DEFAULT_LANES, importContacts } from '../src/audience/import-service.ts';
 import { bulkUpdateContacts, createView, queryGrid, queryView } from '../src/audience/grid-service.ts';
 import { createEnvoi } from '../src/app.ts';
-import { DIETS, writeContactsCsv } from './dataset.ts';
+import { writeContactsCsv } from './dataset.ts';
+import { gridAudience } from './grid-audience.ts';
 import { interleaved } from './grid-page.ts';
 import { fmt, printTable, sample, time, writeResults, type Row } from './support.ts';
 
@@ -39,21 +40,7 @@ export async function gridBench() {
   const results: Record<string, unknown> = { contacts: n, database: 'postgres' };
   const rows: Row[] = [];
   try {
-    await migrate(database);
-    const config = { ...loadConfig({}), databaseUrl: url };
-    const ctx = createContext(config, database);
-    const org = await orgs.createOrganisation(ctx, { name: 'Bench', ownerEmail: 'bench@example.com', ownerPassword: 'bench bench bench' });
-    const key = await orgs.createApiKey(ctx, org.organisation.id, { name: 'bench', role: 'owner' });
-    const p = (await orgs.authenticate(ctx, key.key))!;
-    const aud = await audience.createAudience(ctx, p, 'Bench audience');
-    const events: Awaited<ReturnType<typeof audience.createEvent>>[] = [];
-    for (const [i, name] of ['Summit', 'Meetup', 'Workshop'].entries()) {
-      events.push(await audience.createEvent(ctx, p, aud.id, { name, starts_at: `2026-0${i + 3}-01T09:00:00Z`, ends_at: `2026-0${i + 3}-02T18:00:00Z`, time_zone: 'Europe/Paris' }));
-    }
-    const communities = [await audience.createCommunity(ctx, p, aud.id, 'Alumni'), await audience.createCommunity(ctx, p, aud.id, 'Partners')];
-    await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'diet', type: 'choice', options: DIETS });
-    await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'score', type: 'number' });
-    await audience.createField(ctx, p, { audienceId: aud.id }, { key: 'birthday', type: 'date' });
+    const { config, ctx, key, p, aud, events, communities } = await gridAudience(database, url);
 
     // 1. CSV import vs COPY of the same file
     const bytes = await writeContactsCsv(csv, n);
