@@ -506,6 +506,35 @@ describe('lanes and workers', () => {
   });
 });
 
+describe('what deleting takes with it (statement triggers in place of row-checked keys, 0017)', () => {
+  it('a deleted contact leaves its deliveries without a contact; a deleted delivery or message takes its events', async () => {
+    const db = t.envoi.ctx.db;
+    const c = await t.request('POST', `/v1/audiences/${audienceId}/contacts`, { token: org.apiKey, body: { email: 'leaving@example.com', first_name: 'Lea' } });
+    expectStatus(c, 201);
+    const one = await post({ template_id: tpl.tx, to: { contact_id: c.body.id }, variables: { confirm_url: 'https://e.example/1' } });
+    const two = await post({ template_id: tpl.tx, to: { contact_id: c.body.id }, variables: { confirm_url: 'https://e.example/2' } });
+    expectStatus(one, 202);
+    expectStatus(two, 202);
+    const eventsOf = async (messageId: string) => (await db.selectFrom('message_events').select('type').where('message_id', '=', messageId).execute()).length;
+    expect(await eventsOf(one.body.id)).toBeGreaterThan(0);
+
+    expectStatus(await t.request('DELETE', `/v1/audiences/${audienceId}/contacts/${c.body.id}`, { token: org.apiKey }), 200);
+    const kept = await db.selectFrom('deliveries').select(['id', 'contact_id', 'email']).where('message_id', 'in', [one.body.id, two.body.id]).execute();
+    expect(kept).toHaveLength(2);
+    expect(kept).toEqual(expect.arrayContaining([
+      { id: one.body.delivery_id, contact_id: null, email: 'leaving@example.com' },
+      { id: two.body.delivery_id, contact_id: null, email: 'leaving@example.com' },
+    ]));
+
+    await db.deleteFrom('deliveries').where('id', '=', one.body.delivery_id).execute();
+    expect(await eventsOf(one.body.id)).toBe(0);
+    expect(await eventsOf(two.body.id)).toBeGreaterThan(0);
+    await db.deleteFrom('messages').where('id', '=', two.body.id).execute();
+    expect(await eventsOf(two.body.id)).toBe(0);
+    expect(await db.selectFrom('deliveries').select('id').where('message_id', '=', two.body.id).execute()).toEqual([]);
+  });
+});
+
 async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000) {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
