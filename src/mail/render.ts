@@ -14,6 +14,7 @@ import mjml2html from 'mjml';
 import { compile as compileHtmlToText, type HtmlToTextOptions } from 'html-to-text';
 import { AppError } from '../platform/errors.ts';
 import { trackLinks, type TrackedLink, type TrackingOptions } from './tracking.ts';
+import { directPlan, renderDirect } from './render-direct.ts';
 import {
   replaceUnsubscribePlaceholders,
   unsubscribeVariables,
@@ -639,19 +640,23 @@ export function render(compiled: CompiledTemplate, data: RenderData, mode: Rende
   // Globals reach `{% render %}` partials, whose scope is otherwise isolated.
   const liquidOptions = { strictVariables: mode === 'preview', globals: { ...unsubscribe, [TIME_ZONE_GLOBAL]: timeZone } };
   const run = (engine: Liquid, template: Template[], part: TemplatePart): string => {
-    let out: string;
-    try {
-      out = String(engine.renderSync(template, scope, liquidOptions));
-    } catch (err) {
-      // The time limit is wall-clock: a process descheduled for a moment on a busy machine trips it
-      // on a template that takes a millisecond. Once more, then: a runaway template trips it again.
-      if (!/template render limit exceeded/.test(String((err as Error)?.message))) throw toTemplateError(err, part);
+    const viaLiquid = (): string => {
       try {
-        out = String(engine.renderSync(template, scope, liquidOptions));
-      } catch (again) {
-        throw toTemplateError(again, part);
+        return String(engine.renderSync(template, scope, liquidOptions));
+      } catch (err) {
+        // The time limit is wall-clock: a process descheduled for a moment on a busy machine trips it
+        // on a template that takes a millisecond. Once more, then: a runaway template trips it again.
+        if (!/template render limit exceeded/.test(String((err as Error)?.message))) throw toTemplateError(err, part);
+        try {
+          return String(engine.renderSync(template, scope, liquidOptions));
+        } catch (again) {
+          throw toTemplateError(again, part);
+        }
       }
-    }
+    };
+    // Text and plain outputs are rendered without liquidjs' render loop, to the same bytes (render-direct.ts).
+    const plan = directPlan(template);
+    const out = (plan && renderDirect(plan, engine, scope, liquidOptions)) ?? viaLiquid();
     if (out.length > TEMPLATE_LIMITS.outputChars) {
       throw new TemplateError(
         'template_limit',
