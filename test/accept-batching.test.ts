@@ -143,14 +143,14 @@ describe('accept batching', () => {
   it('answers each row of a failing batch write alone (the batch is written again in halves)', async () => {
     const writer = acceptWriterFor(t.envoi.ctx.db);
     const now = t.clock.now;
-    const row = (contactId: string, i: number): TriggeredRow => ({
+    const row = (contactId: string, i: number, eventId: string | null = null): TriggeredRow => ({
       id: randomUUID(),
       org_id: org.orgId,
       audience_id: audienceId,
       category: 'transactional',
       template_id: null,
       template_version: null,
-      event_id: null,
+      event_id: eventId,
       community_id: null,
       inline: { language: 'en', subject: 'Direct', html: '<p>Direct</p>', text: null },
       variables: {},
@@ -176,8 +176,8 @@ describe('accept batching', () => {
       },
       event: { type: 'queued', detail: {} },
     });
-    // The third names a contact that does not exist (deleted meanwhile): a foreign-key violation.
-    const rows = [row(contactIds[0]!, 0), row(contactIds[1]!, 1), row(randomUUID(), 2), row(contactIds[2]!, 3)];
+    // The third is about an event that does not exist (deleted meanwhile): a foreign-key violation.
+    const rows = [row(contactIds[0]!, 0), row(contactIds[1]!, 1), row(contactIds[6]!, 2, randomUUID()), row(contactIds[2]!, 3)];
     const outcomes = await Promise.allSettled(rows.map((r) => writer.submit(r)));
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect(outcomes.filter((o) => o.status === 'fulfilled').every((o) => (o as PromiseFulfilledResult<boolean>).value === true)).toBe(true);

@@ -29,7 +29,7 @@ const rowFault = (e: unknown) => /^(22|23|40)/.test(String((e as { code?: unknow
 function rowError(e: unknown): Error {
   const code = (e as { code?: unknown }).code;
   if (code === FOREIGN_KEY_VIOLATION) {
-    return new AppError(409, 'changed_meanwhile', 'the recipient, template or event of this message was deleted while it was being accepted; nothing was sent');
+    return new AppError(409, 'changed_meanwhile', 'the audience, event or community of this message was deleted while it was being accepted; nothing was sent');
   }
   return e instanceof Error ? e : new Error(String(e));
 }
