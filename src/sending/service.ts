@@ -566,38 +566,14 @@ export async function enqueueBatch(ctx: AppContext, msg: BulkMessage, contactIds
   } catch (e) {
     throw policyError(e);
   }
-  const queued = await ctx.db.transaction().execute(async (trx) => {
-    const rows = await store.insertDeliveries(
-      trx,
-      contacts.map((c) => {
-        const d = decisions.get(c.id)!;
-        return {
-          org_id: msg.orgId,
-          message_id: msg.id,
-          contact_id: c.id,
-          email: c.email,
-          lane: msg.lane,
-          priority: msg.priority,
-          status: d.allow ? (opts.paused ? ('paused' as const) : ('queued' as const)) : ('blocked' as const),
-          rule: d.allow ? null : d.rule,
-          rule_detail: d.allow ? null : d.detail,
-          due_at: msg.dueAt,
-          expires_at: msg.expiresAt,
-          created_at: now,
-          updated_at: now,
-        };
-      }),
-      { skipExisting: true },
-    );
-    await store.insertEvents(
-      trx,
-      rows.map((r) => {
-        const d = decisions.get(r.contact_id!)!;
-        return { org_id: msg.orgId, message_id: msg.id, delivery_id: r.id, type: d.allow ? 'queued' : 'blocked', at: now, detail: JSON.stringify(d.allow ? {} : { rule: d.rule, detail: d.detail }) };
-      }),
-    );
-    return rows.filter((r) => r.status === 'queued').length;
-  });
+  const queued = await store.insertRecipients(
+    ctx.db,
+    { org_id: msg.orgId, message_id: msg.id, lane: msg.lane, priority: msg.priority, due_at: msg.dueAt, expires_at: msg.expiresAt, now, allowedStatus: opts.paused ? 'paused' : 'queued' },
+    contacts.map((c) => {
+      const d = decisions.get(c.id)!;
+      return { contact_id: c.id, email: c.email, rule: d.allow ? null : d.rule, rule_detail: d.allow ? null : d.detail };
+    }),
+  );
   if (queued) notifyAll(ctx, msg.lane);
   return { recipients: contacts.length, queued, ...summarise(decisions.values()) };
 }

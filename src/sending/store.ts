@@ -339,50 +339,68 @@ export async function notifyWorkers(db: Q, lane: Lane) {
 
 const CHUNK = 1000;
 
-/** A delivery as a bulk send's resolution writes it. */
-export interface NewDelivery {
+/** What the deliveries of one page of a bulk send share. */
+export interface RecipientsPage {
   org_id: string;
   message_id: string;
-  contact_id: string | null;
-  email: string;
   lane: Lane;
   priority: number;
-  status: DeliveryStatus;
-  rule: string | null;
-  rule_detail: string | null;
   due_at: Date;
   expires_at: Date;
-  created_at: Date;
-  updated_at: Date;
+  /** created_at and updated_at of the deliveries, `at` of their events */
+  now: Date;
+  /** queued, or paused (a campaign held while it was resolved) */
+  allowedStatus: 'queued' | 'paused';
 }
 
+/** One recipient of the page: `rule` null when the policy allows it. */
+export interface PageRecipient {
+  contact_id: string;
+  email: string;
+  rule: string | null;
+  rule_detail: string | null;
+}
+
+const PAGE_CHUNK = 5000;
+
 /**
- * `skipExisting`: a (message, contact) already written is left alone and not returned. One array per
- * column (unnest) rather than a VALUES list: a statement of 13 parameters instead of 13 per row, which
- * PostgreSQL parses and plans in the same time whatever the batch, and no per-row query building here.
+ * Writes a page of a bulk send's recipients: a delivery each, and its `queued` or `blocked` event,
+ * in one statement per 5,000, in one transaction (a (message, contact) already written is left alone, and gets no second
+ * event). Returns how many were queued. One array per varying column (unnest), the shared values once:
+ * the statement is parsed and planned in the same time whatever the page, and the rows are neither
+ * sent back nor sent again for their events (BENCHMARKS.md, Campaign).
  */
-export async function insertDeliveries(db: Q, rows: readonly NewDelivery[], opts: { skipExisting?: boolean } = {}): Promise<{ id: string; contact_id: string | null; status: DeliveryStatus }[]> {
-  const out: { id: string; contact_id: string | null; status: DeliveryStatus }[] = [];
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    const part = rows.slice(i, i + CHUNK);
-    const col = <T>(f: (r: NewDelivery) => T) => part.map(f);
-    const iso = (d: Date) => d.toISOString();
-    const conflict = opts.skipExisting ? sql`ON CONFLICT (message_id, contact_id) WHERE contact_id IS NOT NULL DO NOTHING` : sql``;
-    // WITH ORDINALITY + ORDER BY: rows are inserted (and returned) in the order given, as a VALUES list would.
-    const r = await sql<{ id: string; contact_id: string | null; status: DeliveryStatus }>`
-      INSERT INTO deliveries (id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at)
-      SELECT id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at
-      FROM unnest(${col(() => nextRowId())}::uuid[], ${col((r) => r.org_id)}::uuid[], ${col((r) => r.message_id)}::uuid[], ${col((r) => r.contact_id)}::uuid[], ${col((r) => r.email)}::text[],
-                  ${col((r) => r.lane)}::text[], ${col((r) => r.priority)}::smallint[], ${col((r) => r.status)}::text[], ${col((r) => r.rule)}::text[],
-                  ${col((r) => r.rule_detail)}::text[], ${col((r) => iso(r.due_at))}::timestamptz[], ${col((r) => iso(r.expires_at))}::timestamptz[],
-                  ${col((r) => iso(r.created_at))}::timestamptz[], ${col((r) => iso(r.updated_at))}::timestamptz[])
-           WITH ORDINALITY AS v(id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at, ord)
-      ORDER BY ord
-      ${conflict}
-      RETURNING id, contact_id, status`.execute(db);
-    out.push(...r.rows);
+export async function insertRecipients(db: Q, page: RecipientsPage, rows: readonly PageRecipient[]): Promise<number> {
+  if (rows.length > PAGE_CHUNK && !db.isTransaction) return db.transaction().execute((trx) => insertRecipients(trx, page, rows));
+  let queued = 0;
+  for (let i = 0; i < rows.length; i += PAGE_CHUNK) {
+    const part = rows.slice(i, i + PAGE_CHUNK);
+    const now = page.now.toISOString();
+    const r = await sql<{ queued: number }>`
+      WITH v AS (
+        SELECT * FROM unnest(${part.map(() => nextRowId())}::uuid[], ${part.map((x) => x.contact_id)}::uuid[], ${part.map((x) => x.email)}::text[],
+                             ${part.map((x) => x.rule)}::text[], ${part.map((x) => x.rule_detail)}::text[])
+                 WITH ORDINALITY AS v(id, contact_id, email, rule, rule_detail, ord)
+      ),
+      d AS (
+        INSERT INTO deliveries (id, org_id, message_id, contact_id, email, lane, priority, status, rule, rule_detail, due_at, expires_at, created_at, updated_at)
+        SELECT id, ${page.org_id}::uuid, ${page.message_id}::uuid, contact_id, email, ${page.lane}, ${page.priority}::smallint,
+               CASE WHEN rule IS NULL THEN ${page.allowedStatus} ELSE 'blocked' END, rule, rule_detail,
+               ${page.due_at.toISOString()}::timestamptz, ${page.expires_at.toISOString()}::timestamptz, ${now}::timestamptz, ${now}::timestamptz
+        FROM v ORDER BY ord
+        ON CONFLICT (message_id, contact_id) WHERE contact_id IS NOT NULL DO NOTHING
+        RETURNING id, status, rule, rule_detail
+      ),
+      e AS (
+        INSERT INTO message_events (org_id, message_id, delivery_id, type, at, detail)
+        SELECT ${page.org_id}::uuid, ${page.message_id}::uuid, d.id, CASE WHEN d.status = 'blocked' THEN 'blocked' ELSE 'queued' END, ${now}::timestamptz,
+               CASE WHEN d.status = 'blocked' THEN jsonb_build_object('rule', d.rule, 'detail', d.rule_detail) ELSE '{}'::jsonb END
+        FROM d ORDER BY d.id
+      )
+      SELECT count(*) FILTER (WHERE status = 'queued')::int AS queued FROM d`.execute(db);
+    queued += r.rows[0]?.queued ?? 0;
   }
-  return out;
+  return queued;
 }
 
 /** Moves a message's pending deliveries to 'paused', or back to 'queued' (keeping their due time). */
