@@ -25,6 +25,30 @@ export function checkEmail(input: unknown): EmailCheck {
   if (local.length > 64) return { ok: false, reason: 'the part before @ is longer than 64 characters' };
   const localOk = QUOTED.test(local) || (local.split('.').every((part) => part.length > 0 && ATOM.test(part)));
   if (!localOk) return { ok: false, reason: `"${local}" is not a valid part before @` };
+  const d = domainOf(domainRaw);
+  if (typeof d !== 'string') return { ok: false, reason: d.reason };
+  // Keep the domain as typed (Unicode) when it was an IDN: it is what the person recognises; the
+  // mail layer converts to ASCII at send time.
+  const email = `${local}@${domainRaw.toLowerCase()}`;
+  return { ok: true, email, lower: `${local.toLowerCase()}@${d}` };
+}
+
+// A campaign checks every recipient's address at resolution and again at send time, and most share
+// a few domains: the domain's verdict (its IDNA conversion above all) is kept for the next address.
+const domains = new Map<string, string | { ok: false; reason: string }>();
+
+/** The ASCII form of a valid domain, or why it is not one. */
+function domainOf(domainRaw: string): string | { ok: false; reason: string } {
+  let d = domains.get(domainRaw);
+  if (d === undefined) {
+    d = checkDomain(domainRaw);
+    if (domains.size >= 2000) domains.clear();
+    domains.set(domainRaw, d);
+  }
+  return d;
+}
+
+function checkDomain(domainRaw: string): string | { ok: false; reason: string } {
   if (domainRaw.startsWith('[')) return { ok: false, reason: 'address literals ([1.2.3.4]) are not accepted' };
   const ascii = domainToASCII(domainRaw.toLowerCase());
   if (!ascii) return { ok: false, reason: `"${domainRaw}" is not a valid domain` };
@@ -33,9 +57,5 @@ export function checkEmail(input: unknown): EmailCheck {
   if (!labels.every((l) => LABEL.test(l))) return { ok: false, reason: `"${domainRaw}" is not a valid domain` };
   const tld = labels[labels.length - 1]!;
   if (!/^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/.test(tld)) return { ok: false, reason: `"${tld}" is not a valid top-level domain` };
-  // Keep the domain as typed (Unicode) when it was an IDN: it is what the person recognises; the
-  // mail layer converts to ASCII at send time.
-  const domain = domainRaw.toLowerCase();
-  const email = `${local}@${domain}`;
-  return { ok: true, email, lower: `${local.toLowerCase()}@${ascii}` };
+  return ascii;
 }
