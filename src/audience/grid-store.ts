@@ -386,12 +386,17 @@ export async function bulkUpdate(db: Q, target: BulkTarget, set: BulkSet, now: D
 
 /** Ids of a target in id order, a page after `after`: the primary key walks it without sorting. */
 export async function matchingIds(db: Q, target: BulkTarget, after: string | null, limit: number): Promise<string[]> {
+  return (await matchingRows<{ id: string }>(db, target, after, limit, sql`c.id`)).map((x) => x.id);
+}
+
+/** The next `limit` contacts of the target after `after`, in id order, as `columns` (of `contacts c`) read them. */
+export async function matchingRows<T>(db: Q, target: BulkTarget, after: string | null, limit: number, columns: RawBuilder<unknown>): Promise<T[]> {
   const where =
     target.kind === 'scope'
       ? whereSql(target.scope)
       : sql`c.audience_id = ${param(target.audienceId, 'uuid')} AND c.id = ANY(${target.ids}::uuid[])`;
-  const r = await sql<{ id: string }>`SELECT c.id FROM contacts c WHERE ${where} ${after ? sql`AND c.id > ${param(after, 'uuid')}` : sql``} ORDER BY c.id LIMIT ${limit}`.execute(db);
-  return r.rows.map((x) => x.id);
+  const r = await sql<T>`SELECT ${columns} FROM contacts c WHERE ${where} ${after ? sql`AND c.id > ${param(after, 'uuid')}` : sql``} ORDER BY c.id LIMIT ${limit}`.execute(db);
+  return r.rows;
 }
 
 /** Which of these ids are events (communities) of the audience. */

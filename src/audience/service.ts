@@ -508,30 +508,34 @@ export async function ensureContactByEmail(ctx: AppContext, p: Principal, audien
  * policy and the renderer need per recipient, for a batch at once. Takes no principal: the sending
  * worker acts for the organisation that accepted the message, whose id it holds.
  */
-export async function contactsForSending(db: Kysely<DB>, orgId: string, contactIds: readonly string[]) {
+export async function contactsForSending(db: Kysely<DB>, orgId: string, contactIds: readonly string[]): Promise<SendingContactRow[]> {
   if (contactIds.length === 0) return [];
-  const rows = await db
-    .selectFrom('contacts as c')
-    .select([
-      'c.id',
-      'c.audience_id',
-      'c.email',
-      'c.email_lower',
-      'c.first_name',
-      'c.last_name',
-      'c.company',
-      'c.job_title',
-      'c.fields',
-      'c.marketing_authorized_at',
-      'c.marketing_withdrawn_at',
-      sql<string[]>`coalesce((select jsonb_agg(p.event_id) from participants p where p.contact_id = c.id), '[]'::jsonb)`.as('event_ids'),
-      sql<string[]>`coalesce((select jsonb_agg(m.community_id) from members m where m.contact_id = c.id), '[]'::jsonb)`.as('community_ids'),
-    ])
-    .where('c.org_id', '=', orgId)
-    .where('c.id', 'in', [...contactIds])
-    .execute();
-  return rows;
+  const r = await sql<SendingContactRow>`SELECT ${SENDING_COLUMNS} FROM contacts c WHERE c.org_id = ${orgId}::uuid AND c.id = any(${[...contactIds]}::uuid[])`.execute(db);
+  return r.rows;
 }
+
+/** A contact as sending reads it (contactsForSending, and a campaign's pages of recipients). */
+export interface SendingContactRow {
+  id: string;
+  audience_id: string;
+  email: string;
+  email_lower: string;
+  first_name: string | null;
+  last_name: string | null;
+  company: string | null;
+  job_title: string | null;
+  fields: Record<string, unknown>;
+  marketing_authorized_at: Date | null;
+  marketing_withdrawn_at: Date | null;
+  event_ids: string[];
+  community_ids: string[];
+}
+
+/** The columns of a SendingContactRow, from `contacts c`. */
+export const SENDING_COLUMNS = sql`c.id, c.audience_id, c.email, c.email_lower, c.first_name, c.last_name, c.company, c.job_title, c.fields,
+  c.marketing_authorized_at, c.marketing_withdrawn_at,
+  coalesce((select jsonb_agg(p.event_id) from participants p where p.contact_id = c.id), '[]'::jsonb) AS event_ids,
+  coalesce((select jsonb_agg(m.community_id) from members m where m.contact_id = c.id), '[]'::jsonb) AS community_ids`;
 
 /** The contacts of one address across the audiences the principal sees: a data subject's records. */
 export async function contactsByEmail(ctx: AppContext, p: Principal, emailLower: string) {

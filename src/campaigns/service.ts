@@ -1,6 +1,6 @@
 /**
  * Campaigns: a template sent to a saved view, a filter or a selection, now, later, or every N
- * minutes to the contacts who newly match. Recipients are resolved when a run starts, a page of ids
+ * minutes to the contacts who newly match. Recipients are resolved when a run starts, a page of contacts
  * at a time, each page decided by the send-time policy and written as deliveries; the workers then
  * send them like any other mail, and decide each one again at send time.
  */
@@ -13,7 +13,7 @@ import { eventMailProblem, eventMailSendAt } from './event-mail-rules.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import type { Principal } from '../organisations/service.ts';
 import { audienceFor, eventFor } from '../audience/service.ts';
-import { createView, resolveTarget, targetIdsPage } from '../audience/grid-service.ts';
+import { createView, resolveTarget, targetContactsPage, targetIdsPage } from '../audience/grid-service.ts';
 import { templateFor } from '../mail/template-service.ts';
 import * as sending from '../sending/service.ts';
 import { DEFAULT_EVERY_MINUTES, nextRun, PENDING_STATUSES, progressOf, transition, type CampaignAction } from './rules.ts';
@@ -216,14 +216,14 @@ export async function runDue(ctx: AppContext, holder: string, leaseMs = 60_000):
     }
     const target = await resolveTarget(ctx, c.audience_id, c.target as CampaignTarget, ctx.now());
     for (;;) {
-      let ids = await targetIdsPage(ctx, target, after, PAGE);
-      if (ids.length === 0) break;
-      const last = ids[ids.length - 1]!;
+      let contacts = await targetContactsPage(ctx, target, after, PAGE);
+      if (contacts.length === 0) break;
+      const last = contacts[contacts.length - 1]!.id;
       if (c.every_minutes) {
-        const seen = await sending.alreadyRecipients(ctx, c.id, ids);
-        ids = ids.filter((id) => !seen.has(id));
+        const seen = await sending.alreadyRecipients(ctx, c.id, contacts.map((x) => x.id));
+        contacts = contacts.filter((x) => !seen.has(x.id));
       }
-      if (ids.length) await sending.enqueueBatch(ctx, msg, ids);
+      if (contacts.length) await sending.enqueueContacts(ctx, msg, contacts);
       const t = ctx.now();
       const still = await store.advance(ctx.db, c.id, holder, { resolved_after: last, lease_until: new Date(t.getTime() + leaseMs), updated_at: t });
       if (!still) {

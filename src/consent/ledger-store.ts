@@ -63,7 +63,7 @@ export function chainPage(db: Q, audienceId: string, afterSeq: string, limit: nu
 
 export async function excludedAmong(db: Q, orgId: string, emailLowers: readonly string[]): Promise<Set<string>> {
   if (emailLowers.length === 0) return new Set();
-  const rows = await db.selectFrom('exclusions').select('email_lower').where('org_id', '=', orgId).where('email_lower', 'in', [...new Set(emailLowers)]).execute();
+  const rows = await db.selectFrom('exclusions').select('email_lower').where('org_id', '=', orgId).where('email_lower', '=', sql<string>`any(${[...new Set(emailLowers)]}::text[])`).execute();
   return new Set(rows.map((r) => r.email_lower));
 }
 

@@ -558,7 +558,12 @@ export async function bulkMessage(ctx: AppContext, p: Principal, messageId: stri
  * `status` 'paused' writes the allowed ones held, for a campaign paused while it resolves.
  */
 export async function enqueueBatch(ctx: AppContext, msg: BulkMessage, contactIds: readonly string[], opts: { paused?: boolean } = {}): Promise<BatchResult> {
-  const contacts = (await contactsForSending(ctx.db, msg.orgId, [...new Set(contactIds)])).filter((c) => c.audience_id === msg.audienceId);
+  return enqueueContacts(ctx, msg, await contactsForSending(ctx.db, msg.orgId, [...new Set(contactIds)]), opts);
+}
+
+/** enqueueBatch for contacts already read (a campaign's page of its target, targetContactsPage); those of another audience are left out. */
+export async function enqueueContacts(ctx: AppContext, msg: BulkMessage, read: readonly SendingContact[], opts: { paused?: boolean } = {}): Promise<BatchResult> {
+  const contacts = read.filter((c) => c.audience_id === msg.audienceId);
   const now = ctx.now();
   let decisions: Map<string, Decision>;
   try {

@@ -503,7 +503,7 @@ export async function firstEvent(db: Q, messageId: string) {
 export async function suppressionsFor(db: Q, orgId: string, emailLowers: readonly string[]) {
   const map = new Map<string, { hardBouncedAt: Date | null; complainedAt: Date | null }>();
   if (emailLowers.length === 0) return map;
-  const rows = await db.selectFrom('suppressions').select(['email_lower', 'reason', 'created_at']).where('org_id', '=', orgId).where('email_lower', 'in', [...new Set(emailLowers)]).execute();
+  const rows = await db.selectFrom('suppressions').select(['email_lower', 'reason', 'created_at']).where('org_id', '=', orgId).where('email_lower', '=', sql<string>`any(${[...new Set(emailLowers)]}::text[])`).execute();
   for (const r of rows) {
     const s = map.get(r.email_lower) ?? { hardBouncedAt: null, complainedAt: null };
     if (r.reason === 'hard_bounce') s.hardBouncedAt = r.created_at;
