@@ -3,12 +3,14 @@ import { gridBench } from './grid.ts';
 import { triggeredBench } from './triggered.ts';
 import { reportsBench } from './reports.ts';
 import { campaignBench } from './campaign.ts';
+import { resolutionBench } from './resolution.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   grid: gridBench,
   triggered: triggeredBench,
   reports: reportsBench,
   campaign: campaignBench,
+  resolution: resolutionBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
