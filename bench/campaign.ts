@@ -27,6 +27,7 @@
 //   BENCH_SOURCE_MESSAGES=20000  messages of each smtp-source baseline run
 //   BENCH_TIMEOUT_SECONDS=7200   give up waiting for a campaign to complete
 //   BENCH_PROFILE=/dir           V8 CPU profiles of the worker processes (written when they stop)
+//   BENCH_WORKER_NODE_FLAGS=...  node flags of the workers (default --max-semi-space-size=32, the README's; "" for none)
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (the admin URL; fresh databases are created and dropped)
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -58,6 +59,7 @@ import {
   CLK_TCK,
   machineTicks,
   POSTFIX_TOOLS,
+  WORKER_NODE_FLAGS,
   postgresBackends,
   startChild,
   startPostfixSink,
@@ -200,7 +202,7 @@ async function runSetup(setup: Setup, common: { sinkPort: number; sinkPid: numbe
       };
       delete workerEnv.ENVOI_CONFIG;
       const prof = env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${env.BENCH_PROFILE}`] : [];
-      for (let w = 0; w < setup.workers; w++) workers.push(startChild(`envoi worker ${w + 1} (${setup.name})`, process.execPath, [...prof, 'bin/envoi.mjs', 'worker'], workerEnv));
+      for (let w = 0; w < setup.workers; w++) workers.push(startChild(`envoi worker ${w + 1} (${setup.name})`, process.execPath, [...WORKER_NODE_FLAGS, ...prof, 'bin/envoi.mjs', 'worker'], workerEnv));
       for (const w of workers) await until(`${w.name} start`, 90_000, () => (w.lines.some((l) => l.startsWith('envoi worker ')) ? true : undefined), w);
     } else {
       startWorkerInServer(envoi);

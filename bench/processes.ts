@@ -122,6 +122,12 @@ export async function startPostfixSink(env: NodeJS.ProcessEnv): Promise<{ child:
 
 export const CLK_TCK = 100;
 
+/**
+ * The node flags `envoi worker` runs with here: the README's production setting (a 32 MB young
+ * generation semi-space; BENCHMARKS.md, Campaign). BENCH_WORKER_NODE_FLAGS="" runs V8's defaults.
+ */
+export const WORKER_NODE_FLAGS = (process.env.BENCH_WORKER_NODE_FLAGS ?? '--max-semi-space-size=32').split(/\s+/).filter(Boolean);
+
 /** utime + stime of a process, in clock ticks (0 when it is gone). */
 export function ticksOf(pid: number | undefined): number {
   if (!pid) return 0;

@@ -38,7 +38,7 @@ import { createContext } from '../src/platform/context.ts';
 import * as orgs from '../src/organisations/service.ts';
 import * as sending from '../src/sending/service.ts';
 import { fmt, printTable, writeResults, type Row } from './support.ts';
-import { assertAlive, children, CLK_TCK, POSTFIX_TOOLS, freePort, machineTicks, postgresBackends, smtpGreets, startChild, stopChild, ticksOf, until, type Child } from './processes.ts';
+import { assertAlive, children, CLK_TCK, POSTFIX_TOOLS, WORKER_NODE_FLAGS, freePort, machineTicks, postgresBackends, smtpGreets, startChild, stopChild, ticksOf, until, type Child } from './processes.ts';
 
 const env = process.env;
 const int = (name: string, fallback: number, min = 1) => {
@@ -250,7 +250,7 @@ export async function triggeredBench() {
     const serve = startChild('envoi serve', process.execPath, [...prof, 'bin/envoi.mjs', 'serve'], common);
     await until('envoi serve /healthz', 90_000, async () => ((await fetch(`${base}/healthz`).then((r) => r.ok).catch(() => false)) ? true : undefined), serve);
     const workers: Child[] = [];
-    for (let i = 0; i < workerCount; i++) workers.push(startChild(`envoi worker ${i + 1}`, process.execPath, [...prof, 'bin/envoi.mjs', 'worker'], { ...common, SMTP_URL: smtpUrl }));
+    for (let i = 0; i < workerCount; i++) workers.push(startChild(`envoi worker ${i + 1}`, process.execPath, [...WORKER_NODE_FLAGS, ...prof, 'bin/envoi.mjs', 'worker'], { ...common, SMTP_URL: smtpUrl }));
     for (const w of workers) await until(`${w.name} start`, 90_000, () => (w.lines.some((l) => l.startsWith('envoi worker ')) ? true : undefined), w);
     const procs = { serve, workers, sink: sink.child, dbName };
     results.sink = sink.kind;
