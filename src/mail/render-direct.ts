@@ -59,16 +59,26 @@ interface FilterLike {
   liquid: unknown;
 }
 
-function outputStep(t: Output): Step | null {
+/**
+ * The variable an output reads when it is a literal path (`a.b`, `a["b c"]`), with none of its keys
+ * in `refused`; null for anything else (a literal, a computed key, an expression).
+ */
+export function literalPathOf(t: Output, refused: ReadonlySet<string>): string[] | null {
   const postfix = (t.value.initial as unknown as { postfix?: unknown[] }).postfix;
   if (!Array.isArray(postfix) || postfix.length !== 1) return null;
   const token = postfix[0] as { kind?: number; variable?: unknown; props?: { kind?: number; content?: unknown }[] };
   if (token.kind !== TokenKind.PropertyAccess || token.variable || !Array.isArray(token.props) || token.props.length === 0) return null;
   const path: string[] = [];
   for (const prop of token.props) {
-    if ((prop.kind !== TokenKind.Word && prop.kind !== TokenKind.Quoted) || typeof prop.content !== 'string' || SPECIAL_KEYS.has(prop.content)) return null;
+    if ((prop.kind !== TokenKind.Word && prop.kind !== TokenKind.Quoted) || typeof prop.content !== 'string' || refused.has(prop.content)) return null;
     path.push(prop.content);
   }
+  return path;
+}
+
+function outputStep(t: Output): Step | null {
+  const path = literalPathOf(t, SPECIAL_KEYS);
+  if (!path) return null;
   const filters: DirectFilter[] = [];
   for (const f of t.value.filters as unknown as FilterLike[]) {
     if (!BUILTIN.has(f.handler)) return null;

@@ -14,7 +14,7 @@ import mjml2html from 'mjml';
 import { compile as compileHtmlToText, type HtmlToTextOptions } from 'html-to-text';
 import { AppError } from '../platform/errors.ts';
 import { trackLinks, type TrackedLink, type TrackingOptions } from './tracking.ts';
-import { directPlan, renderDirect } from './render-direct.ts';
+import { directPlan, literalPathOf, renderDirect } from './render-direct.ts';
 import {
   replaceUnsubscribePlaceholders,
   unsubscribeVariables,
@@ -721,7 +721,7 @@ function plainPart(templates: Template[], engine: Liquid): PlainPart | null {
       continue;
     }
     if (!(t instanceof Output)) return null;
-    const { filters: applied, initial } = t.value;
+    const { filters: applied } = t.value;
     if (applied.length > 2) return null;
     let escapes = 0;
     for (const f of applied) {
@@ -730,15 +730,8 @@ function plainPart(templates: Template[], engine: Liquid): PlainPart | null {
       else if (!f.raw) return null;
     }
     part.escapes = Math.max(part.escapes, escapes);
-    const postfix = (initial as unknown as { postfix?: unknown[] }).postfix;
-    if (!Array.isArray(postfix) || postfix.length !== 1) return null;
-    const token = postfix[0] as { kind?: number; variable?: unknown; props?: { kind?: number; content?: unknown }[] };
-    if (token.kind !== TokenKind.PropertyAccess || token.variable || !Array.isArray(token.props) || token.props.length === 0) return null;
-    const path: string[] = [];
-    for (const prop of token.props) {
-      if ((prop.kind !== TokenKind.Word && prop.kind !== TokenKind.Quoted) || typeof prop.content !== 'string' || UNSAFE_KEYS.has(prop.content)) return null;
-      path.push(prop.content);
-    }
+    const path = literalPathOf(t, UNSAFE_KEYS);
+    if (!path) return null;
     part.paths.push(path);
   }
   return part;
