@@ -213,7 +213,8 @@ describe('programs', () => {
     expectStatus(await event({ contact: { email: 'gus@example.com' }, name: 'session_attended' }), 202);
     t.clock.now = new Date(t.clock.now.getTime() + 2 * 3_600_000 + 60_000);
     const claimed = await programStore.claimEntries(t.envoi.ctx.db, 'dead-runner', t.clock.now, new Date(t.clock.now.getTime() + 60_000), 10);
-    expect(claimed).toHaveLength(1);
+    // Other programs' entries may fall due in this window too (how many depends on the hour the suite starts).
+    expect(claimed.filter((e) => e.program_id === follow).map((e) => e.context)).toEqual([expect.objectContaining({ name: 'session_attended' })]);
     runner = new ProgramRunner(t.envoi.ctx, { pollMs: 50 }).start();
     await pause();
     expect(mailsTo('gus@example.com')).toHaveLength(0);

@@ -85,6 +85,7 @@ describe('VERP and unsubscribe tokens', () => {
     expect(verifyUnsubscribeToken(secret, `${DELIVERY}.${'A'.repeat(22)}`)).toBeNull();
     expect(verifyUnsubscribeToken('y'.repeat(32), token)).toBeNull();
     expect(verifyUnsubscribeToken(secret, DELIVERY)).toBeNull();
+    expect(verifyUnsubscribeToken(secret, `${token}.extra`)).toBeNull();
     expect(verifyUnsubscribeToken(null, unsubscribeToken(null, DELIVERY))).toBe(DELIVERY);
   });
 });

@@ -115,8 +115,8 @@ export function unsubscribeToken(secret: string | null, deliveryId: string): str
 
 /** The delivery id an unsubscribe token is for, or null when it is not genuine. */
 export function verifyUnsubscribeToken(secret: string | null, token: string): string | null {
-  const [id, mac] = token.split('.');
-  if (!id || !UUID.test(id)) return null;
+  const [id, mac, ...rest] = token.split('.');
+  if (!id || rest.length || !UUID.test(id)) return null;
   if (!secret) return mac === undefined ? id.toLowerCase() : null;
   return mac !== undefined && safeEqual(mac, signPayload(secret, `unsubscribe:${id}`).slice(0, 22)) ? id.toLowerCase() : null;
 }

@@ -24,6 +24,24 @@ describe('click tokens', () => {
     expect(verifyClickToken('another-secret-of-thirty-two-characters!!', token)).toBeNull();
   });
 
+  it('accepts only the spelling it wrote: no other index digits, no other base64url of the same destination', () => {
+    // 26 bytes: the last base64url character carries 2 unused bits, so 4 characters decode alike.
+    const url = 'https://example.com/agenda';
+    const token = clickToken(SECRET, ID, 2, url);
+    const [id, , encoded, mac] = token.split('.') as [string, string, string, string];
+    const alike = encoded.slice(0, -1) + String.fromCharCode(encoded.charCodeAt(encoded.length - 1) + 1);
+    expect(Buffer.from(alike, 'base64url').toString()).toBe(url);
+    expect(verifyClickToken(SECRET, `${id}.2.${alike}.${mac}`)).toBeNull();
+    expect(verifyClickToken(SECRET, `${id}.02.${encoded}.${mac}`)).toBeNull();
+    // Every one-character change of the genuine token is refused.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.';
+    for (let i = 0; i < token.length; i++)
+      for (const c of alphabet) {
+        const forged = token.slice(0, i) + c + token.slice(i + 1);
+        if (forged !== token) expect(verifyClickToken(SECRET, forged), forged).toBeNull();
+      }
+  });
+
   it('refuses garbage without throwing', () => {
     fc.assert(
       fc.property(fc.string(), (s) => {

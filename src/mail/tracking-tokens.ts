@@ -52,6 +52,9 @@ export function verifyClickToken(secret: string, token: string): { deliveryId: s
   if (!UUID.test(id) || !/^\d{1,4}$/.test(idx) || !/^[A-Za-z0-9_-]*$/.test(encoded)) return null;
   const url = Buffer.from(encoded, 'base64url').toString('utf8');
   const index = Number(idx);
+  // Only the one spelling we wrote: "02" for 2, or base64url whose unused low bits differ, would
+  // otherwise decode to a signed link and let a forged token count a click.
+  if (String(index) !== idx || encodedUrl(url) !== encoded) return null;
   if (!safeEqual(m, mac(secret, `click:${id}:${index}:${url}`))) return null;
   // Signed by us, but only http(s) is ever wrapped: anything else would be a bug, not a redirect.
   if (!/^https?:\/\//i.test(url)) return null;

@@ -52,7 +52,8 @@ export interface TestApp {
 // The webhook tests' receivers listen on 127.0.0.1: private networks are allowed here (webhooks.test.ts checks the default).
 export async function startTestApp(): Promise<TestApp> {
   const fresh = await freshDatabase();
-  const clock = { now: new Date() };
+  // TEST_CLOCK_START (an ISO date) replays a run that failed at one hour of the day.
+  const clock = { now: new Date(process.env.TEST_CLOCK_START ?? Date.now()) };
   const config = { ...loadConfig({ ENVOI_ALLOW_SIGNUP: 'true', ENVOI_SECRET: 'test-secret-test-secret-test-secret!', ENVOI_WEBHOOK_PRIVATE_NETWORKS: 'allow' }), databaseUrl: fresh.url };
   const envoi = await createEnvoi({ config, database: fresh.database, ctx: { now: () => clock.now, exposeTokensForTests: true } });
   let n = 0;
