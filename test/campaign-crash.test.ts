@@ -114,8 +114,15 @@ describe('campaign crash', () => {
         ENVOI_WORKER_LEASE_SECONDS: String(LEASE_SECONDS),
         ENVOI_WORKER_CONCURRENCY: '8',
       });
-      type Running = Awaited<ReturnType<typeof startWorker>>;
-      const workers: (Running | null)[] = await Promise.all(Array.from({ length: WORKERS }, (_, i) => startWorker(`worker ${i + 1}`, env)));
+      // Each process under its own application_name: after a kill, PostgreSQL still finishes the
+      // statement the process had sent (its last outcomes may commit then); its sessions end after.
+      type Running = Awaited<ReturnType<typeof startWorker>> & { app: string };
+      let processes = 0;
+      const launch = async (name: string): Promise<Running> => {
+        const app = `crash-test-${++processes}`;
+        return { ...(await startWorker(name, { ...env, PGAPPNAME: app })), app };
+      };
+      const workers: (Running | null)[] = await Promise.all(Array.from({ length: WORKERS }, (_, i) => launch(`worker ${i + 1}`)));
       // A killed worker is started again in the background: the next kill need not wait for it.
       const starting: (Promise<Running> | null)[] = workers.map(() => null);
       const assertAlive = () => {
@@ -142,13 +149,17 @@ describe('campaign crash', () => {
         const dead = workers[victim]!;
         workers[victim] = null;
         await killHard(dead.child);
+        await untilWith(null, `the sessions of ${dead.child.name} to end`, 30_000, async () => {
+          const r = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${dead.app}`.execute(ctx.db);
+          return r.rows[0]!.n === 0;
+        });
         const receivedAtKill = sink.received.length;
         const recipientsAtKill = new Set(sink.received.flatMap((m) => m.rcptTo)).size;
         const c = await ctx.db.selectFrom('campaigns').select(['message_id', 'status']).where('id', '=', campaign.id).executeTakeFirstOrThrow();
         messageId ??= c.message_id;
         const held = await ctx.db.selectFrom('deliveries').select('email').where('message_id', '=', messageId!).where('status', '=', 'sending').where('leased_by', '=', dead.id).execute();
         kills.push({ at, victim, worker: dead.id, campaignStatus: c.status, receivedAtKill, recipientsAtKill, held: held.map((r) => r.email), inFlight: new Set(), duplicates: 0 });
-        starting[victim] = startWorker(`worker ${victim + 1} (restart ${k + 1})`, env).then((w) => {
+        starting[victim] = launch(`worker ${victim + 1} (restart ${k + 1})`).then((w) => {
           workers[victim] = w;
           starting[victim] = null;
           return w;

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { simpleParser } from 'mailparser';
 import { buildRaw, composeMessage, ComposeError, headerAddress, parseVerp, unsubscribeTargets, unsubscribeToken, verifyUnsubscribeToken, verpAddress, type ComposeInput } from './compose.ts';
 import { encodeQpPiece } from './qp.ts';
+import MimeNode from 'nodemailer/lib/mime-node';
+import { foldLines } from 'nodemailer/lib/mime-funcs';
 
 const DELIVERY = '0b8e4a4e-3f1c-4a8c-9d2c-1a2b3c4d5e6f';
 const input = (over: Partial<ComposeInput> = {}): ComposeInput => ({
@@ -31,6 +33,22 @@ describe('composeMessage', () => {
     expect(parsed.from?.value[0]).toEqual({ name: 'Rencontres Numériques', address: 'no-reply@example.org' });
     expect(parsed.text?.trim()).toBe('Bonjour');
     expect(parsed.html).toBe('<p>Bonjour</p>');
+  });
+
+  it("writes To and From as nodemailer's header encoder does, plain names and addresses included", () => {
+    const encoder = new MimeNode(false);
+    const word = fc.string({ unit: fc.constantFrom(...'AbZz09 -.\'"éü,<@'), minLength: 0, maxLength: 14 });
+    const name = fc.oneof(fc.constant(null), fc.constant(''), word, fc.array(fc.stringMatching(/^[A-Za-z0-9]{1,12}$/), { minLength: 1, maxLength: 6 }).map((w) => w.join(' ')));
+    const address = fc.tuple(fc.stringMatching(/^[A-Za-z0-9._+-]{1,40}$/), fc.constantFrom('example.com', 'EXAMPLE.org', 'sub.domain-x.example', 'exämple.com', 'a'.repeat(40) + '.example')).map(([l, d]) => `${l}@${d}`);
+    fc.assert(
+      fc.property(name, address, name, (toName, to, fromName) => {
+        const head = composeMessage(input({ to: { name: toName, address: to }, from: { name: fromName, address: 'no-reply@example.org' } })).raw.toString().split('\r\n\r\n')[0]!;
+        const expected = (field: string, n: string | null, a: string) => `${foldLines(`${field}: ${encoder.encodeHeaderValue(field, { name: (n ?? '').replace(/\s+/g, ' ').trim(), address: headerAddress(a) })}`, 76)}\r\n`;
+        expect(head).toContain(`\r\n${expected('To', toName, to)}`);
+        expect(head.startsWith(expected('From', fromName, 'no-reply@example.org'))).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('encodes non-ASCII display names and IDN domains', async () => {

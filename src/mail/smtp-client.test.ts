@@ -101,6 +101,85 @@ describe('SMTP session', () => {
     expect(srv.received.map((r) => r.to)).toEqual([['b@example.org']]);
   });
 
+  it("pipelines the next message's envelope behind the data of the one before, in the same write", async () => {
+    // A scripted server that keeps what arrives in each read: the end of the first message's data
+    // and the second's MAIL FROM must come in one.
+    const reads: string[] = [];
+    const url = await rawServer((socket) => {
+      let buffer = '';
+      let inData = false;
+      socket.write('220 raw ESMTP\r\n');
+      socket.on('data', (chunk: Buffer) => {
+        reads.push(chunk.toString('latin1'));
+        buffer += chunk.toString('latin1');
+        for (;;) {
+          if (inData) {
+            const end = buffer.indexOf('\r\n.\r\n');
+            if (end === -1) return;
+            buffer = buffer.slice(end + 5);
+            inData = false;
+            socket.write('250 queued\r\n');
+            continue;
+          }
+          const nl = buffer.indexOf('\r\n');
+          if (nl === -1) return;
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 2);
+          if (line.startsWith('EHLO')) socket.write('250-raw\r\n250 PIPELINING\r\n');
+          else if (line === 'DATA') {
+            inData = true;
+            socket.write('354 go on\r\n');
+          } else if (line === 'QUIT') socket.end('221 bye\r\n');
+          else socket.write('250 ok\r\n');
+        }
+      });
+    });
+    const session = await SmtpSession.open(parseSmtpUrl(url), fast);
+    const replies = await Promise.all([1, 2, 3].map((i) => session.send('a@example.org', `r${i}@example.org`, MESSAGE, { dataSafe: true })));
+    await session.quit();
+    expect(replies).toEqual(['250 queued', '250 queued', '250 queued']);
+    const joined = reads.filter((r) => /\r\n\.\r\nMAIL FROM:<a@example\.org>\r\nRCPT TO:<r\d@example\.org>\r\nDATA\r\n$/.test(r));
+    expect(joined.map((r) => /RCPT TO:<(r\d)/.exec(r)![1])).toEqual(['r2', 'r3']);
+  });
+
+  it('keeps overlapping sends apart: a refused one does not take the next with it; without PIPELINING they wait their turn', async () => {
+    const refuse = {
+      onRcptTo(address: { address: string }, _s: unknown, cb: (e?: Error) => void) {
+        if (address.address.startsWith('nobody')) return cb(Object.assign(new Error('5.1.1 no such user'), { responseCode: 550 }));
+        cb();
+      },
+    };
+    for (const opts of [refuse, { ...refuse, hidePIPELINING: true }]) {
+      const srv = await server(opts as Partial<SMTPServerOptions>);
+      const session = await SmtpSession.open(parseSmtpUrl(srv.url), fast);
+      expect(session.features.has('PIPELINING')).toBe(!('hidePIPELINING' in opts));
+      const results = await Promise.allSettled(['b', 'nobody', 'c', 'd'].map((who) => session.send('a@example.org', `${who}@example.org`, MESSAGE)));
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'EENVELOPE', command: 'RCPT TO', responseCode: 550 });
+      expect(session.alive).toBe(true);
+      await session.quit();
+      expect(srv.received.map((r) => r.to[0])).toEqual(['b@example.org', 'c@example.org', 'd@example.org']);
+      expect(srv.received.every((r) => r.data.toString() === MESSAGE.toString())).toBe(true);
+    }
+  });
+
+  it('fails a send waiting behind one whose connection dropped as unsent, so that it can go again elsewhere', async () => {
+    const url = await rawServer((socket) => {
+      let envelopes = 0;
+      socket.write('220 raw ESMTP\r\n');
+      socket.on('data', (chunk: Buffer) => {
+        const text = chunk.toString('latin1');
+        if (text.startsWith('EHLO')) socket.write('250-raw\r\n250 PIPELINING\r\n');
+        else if (envelopes++ === 0) socket.write('250 ok\r\n250 ok\r\n354 go on\r\n');
+        else socket.destroy(); // the first message's data, and the second's envelope
+      });
+    });
+    const session = await SmtpSession.open(parseSmtpUrl(url), fast);
+    const [first, second] = await Promise.allSettled([session.send('a@example.org', 'b@example.org', MESSAGE), session.send('a@example.org', 'c@example.org', MESSAGE)]);
+    expect((first as PromiseRejectedResult).reason).toMatchObject({ code: 'ECONNECTION', unsent: false });
+    expect((second as PromiseRejectedResult).reason).toMatchObject({ code: 'ECONNECTION', unsent: true });
+  });
+
   it('reads a refusal after DATA as a message error with its code', async () => {
     const srv = await server({
       onData(stream, _s, cb) {
@@ -202,6 +281,19 @@ describe('SMTP pool', () => {
     await pool.close();
     expect(srv.received).toHaveLength(30);
     expect(connections).toBeLessThanOrEqual(3);
+  });
+
+  it('puts two messages on a session before it opens more than it needs, never more than maxConnections', async () => {
+    let connections = 0;
+    const srv = await server({ onConnect: (_s, cb) => (connections++, cb()) });
+    const pool = new SmtpPool(parseSmtpUrl(srv.url), { maxConnections: 2, timeouts: fast });
+    // Four at once: two sessions with two messages each.
+    await Promise.all(Array.from({ length: 4 }, (_, i) => pool.send('a@example.org', `r${i}@example.org`, MESSAGE)));
+    expect(connections).toBe(2);
+    await Promise.all(Array.from({ length: 40 }, (_, i) => pool.send('a@example.org', `s${i}@example.org`, MESSAGE)));
+    await pool.close();
+    expect(connections).toBe(2);
+    expect(srv.received).toHaveLength(44);
   });
 
   it('sends again on a fresh session when an idle one turns out closed before the server said 354', async () => {

@@ -134,7 +134,18 @@ const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_
 
 const isAscii = (s: string) => !/[^\x00-\x7f]/.test(s);
 
-/** One SMTP session; one message at a time. */
+/** A send waiting for the session: `start` writes its envelope, at once, when its turn comes. */
+interface Turn {
+  start: () => void;
+  reject: (e: SmtpError) => void;
+}
+
+/**
+ * One SMTP session. Sends may overlap: with PIPELINING the next message's envelope goes in the same
+ * write as the end of the current message's data (RFC 2920 allows commands after the data), so a
+ * session with a message queued behind the current one costs one write and one read per message
+ * instead of two of each. Without PIPELINING a send waits for the previous one to end.
+ */
 export class SmtpSession {
   readonly features = new Set<string>();
   maxSize = 0;
@@ -146,6 +157,9 @@ export class SmtpSession {
   #lines: string[] = [];
   #waiters: Waiter[] = [];
   #dead: SmtpError | null = null;
+  /** A send holds the turn from writing its envelope until it has written its data (or given up). */
+  #turnHeld = false;
+  #turns: Turn[] = [];
   #onData = (chunk: Buffer) => this.#read(chunk);
 
   private constructor(
@@ -217,15 +231,22 @@ export class SmtpSession {
     const params = (this.features.has('SIZE') ? ` SIZE=${message.length}` : '') + (utf8 ? ' SMTPUTF8' : '');
     const mailCmd = `MAIL FROM:<${from}>${params}`;
     const rcptCmd = `RCPT TO:<${to}>`;
+    const bytes = opts.dataSafe ? message : toDataBytes(message);
+    const pipelining = this.features.has('PIPELINING');
     let mail: Reply;
     let rcpt: Reply;
     let data: Reply;
     try {
-      if (this.features.has('PIPELINING')) {
-        const replies = [this.#expect('MAIL FROM'), this.#expect('RCPT TO'), this.#expect('DATA')];
-        this.#write(`${mailCmd}\r\n${rcptCmd}\r\nDATA\r\n`);
+      if (pipelining) {
+        // Written when the turn comes: at once, or by the send ahead, right after its data.
+        const replies = await this.#turn(() => {
+          const r = [this.#expect('MAIL FROM'), this.#expect('RCPT TO'), this.#expect('DATA')];
+          this.#write(`${mailCmd}\r\n${rcptCmd}\r\nDATA\r\n`);
+          return r;
+        });
         [mail, rcpt, data] = (await this.#all(replies)) as [Reply, Reply, Reply];
       } else {
+        await this.#turn(() => undefined);
         mail = await this.#command(mailCmd, 'MAIL FROM');
         rcpt = mail.code === 250 ? await this.#command(rcptCmd, 'RCPT TO') : { code: 503, text: '503 not sent' };
         data = mail.code === 250 && (rcpt.code === 250 || rcpt.code === 251) ? await this.#command('DATA') : { code: 503, text: '503 not sent' };
@@ -233,6 +254,7 @@ export class SmtpSession {
     } catch (e) {
       // Before the server's 354, nothing of this message can have been accepted.
       const err = e as SmtpError;
+      this.#passTurn();
       throw new SmtpError(err.message, err.code, err.command, err.response, err.responseCode, true);
     }
     const refused =
@@ -245,17 +267,27 @@ export class SmtpSession {
             : null;
     if (refused) {
       // A server that said 354 anyway gets an empty end of data; an open transaction is reset.
-      if (data.code === 354) await this.#command('.', 'DATA');
-      if (mail.code === 250) await this.#command('RSET');
+      try {
+        if (data.code === 354) await this.#command('.', 'DATA');
+        if (mail.code === 250) await this.#command('RSET');
+      } finally {
+        this.#passTurn();
+      }
       throw refused;
     }
-    const bytes = opts.dataSafe ? message : toDataBytes(message);
     const final = this.#expect('DATA');
     this.#socket.cork();
     this.#socket.write(bytes);
     this.#socket.write(bytes.length >= 2 && bytes[bytes.length - 2] === CR && bytes[bytes.length - 1] === LF ? END_OF_DATA : CRLF_END_OF_DATA);
+    // The next envelope joins this write: its replies come after this message's.
+    if (pipelining) this.#passTurn();
     this.#socket.uncork();
-    const r = await final;
+    let r: Reply;
+    try {
+      r = await final;
+    } finally {
+      if (!pipelining) this.#passTurn();
+    }
     this.messages++;
     if (r.code !== 250) throw this.#replyError('Message refused', 'EMESSAGE', 'DATA', r);
     return r.text.replace(/\r?\n/g, ' ');
@@ -278,6 +310,32 @@ export class SmtpSession {
     this.#dead ??= error;
     this.#socket.destroy();
     for (const w of this.#waiters.splice(0)) w.reject(error);
+    this.#rejectTurns(error);
+  }
+
+  /** Sends still waiting for their turn wrote nothing. */
+  #rejectTurns(error: SmtpError) {
+    for (const t of this.#turns.splice(0)) t.reject(new SmtpError(error.message, error.code, 'MAIL FROM', error.response, error.responseCode, true));
+  }
+
+  /** Runs `start` (which writes) when no other send holds the turn: now, or when the holder passes it. */
+  #turn<T>(start: () => T): Promise<T> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    if (!this.#turnHeld) {
+      this.#turnHeld = true;
+      return Promise.resolve(start());
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#turns.push({ start: () => resolve(start()), reject });
+    });
+  }
+
+  /** The holder is done writing: the next send in line writes now (inside the holder's cork, if any). */
+  #passTurn() {
+    if (this.#dead) this.#rejectTurns(this.#dead);
+    const next = this.#turns.shift();
+    if (next) next.start();
+    else this.#turnHeld = false;
   }
 
   // ---- internals ----
