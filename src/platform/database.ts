@@ -1,4 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Kysely, PostgresDialect, sql } from 'kysely';
@@ -34,7 +36,6 @@ pg.types.setTypeParser(DATE, (v) => v);
 
 export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>, opts: { poolSize?: number } = {}): Promise<Database> {
   if (config.databaseUrl) return openPostgres(config.databaseUrl, opts.poolSize ?? 10);
-  mkdirSync(config.dataDir, { recursive: true });
   return openPGlite(config.dataDir);
 }
 
@@ -125,16 +126,33 @@ async function listenPostgres(url: string, channel: string, onMessage: (payload:
   };
 }
 
+/**
+ * PGlite's shared buffers: its memory stays the process's once touched, and at PostgreSQL's 128 MB
+ * default they were a quarter of an `envoi start` holding a 100,000-contact audience, for no speed
+ * the campaign or grid benchmarks could tell apart from 32 MB (BENCHMARKS.md, Campaign).
+ */
+const PGLITE_SHARED_BUFFERS = '32MB';
+
 /** `dataDir` is a folder, or `memory://` for a throwaway in-memory database (tests). */
 export async function openPGlite(dataDir: string): Promise<Database> {
-  const pglite = await PGlite.create(dataDir === 'memory://' ? undefined : dataDir, {
+  const inMemory = dataDir === 'memory://';
+  if (!inMemory && !existsSync(join(dataDir, 'PG_VERSION'))) {
+    try {
+      mkdirSync(dataDir, { recursive: true });
+    } catch (e) {
+      throw new Error(`cannot make the PGlite data folder ${dataDir}: ${(e as Error).message}`);
+    }
+    await initialiseInChildProcess(dataDir);
+  }
+  const pglite = await PGlite.create(inMemory ? undefined : dataDir, {
+    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
     parsers: {
       [pgliteTypes.INT8]: (v: string) => Number(v),
       [pgliteTypes.NUMERIC]: (v: string) => Number(v),
       [pgliteTypes.DATE]: (v: string) => v,
     },
   });
-  await collectStartupGarbage();
+  if (inMemory) await collectStartupGarbage();
   const pool = new PGlitePool(pglite);
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: pool as unknown as pg.Pool }) });
   return {
@@ -154,7 +172,25 @@ export async function openPGlite(dataDir: string): Promise<Database> {
 }
 
 /**
- * A new data folder is set up by initdb, a second WebAssembly instance whose memory (about 450 MB)
+ * A new data folder is set up by initdb in a process of its own: in this one, what initdb leaves
+ * behind (its WebAssembly instance, and what PGlite keeps of it) held 140 MB of RSS after every
+ * collection, for as long as envoi ran (BENCHMARKS.md, Campaign).
+ */
+async function initialiseInChildProcess(dataDir: string): Promise<void> {
+  const script = `const { PGlite } = await import(${JSON.stringify(import.meta.resolve('@electric-sql/pglite'))});
+    const db = await PGlite.create(${JSON.stringify(dataDir)});
+    await db.close();`;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    child.once('error', (e) => reject(new Error(`could not start the process that sets up the PGlite data folder ${dataDir}: ${e.message}`)));
+    child.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`setting up the PGlite data folder ${dataDir} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`))));
+  });
+}
+
+/**
+ * An in-memory database is set up by initdb in this process, a second WebAssembly instance whose memory (about 450 MB)
  * PGlite lets go of once done, but which V8 only frees at its next full collection: in a process
  * that then mostly waits on I/O that can take the whole run (a first `envoi start` sat at 900 MB of
  * RSS instead of 470; BENCHMARKS.md, Campaign). One full collection now, then.
