@@ -50,6 +50,8 @@ export interface ComposeInput {
   bounceDomain: string;
   /** Set on participation and marketing mail; null on transactional mail. */
   unsubscribe?: { url: string; mailto: string } | null;
+  /** Where the message's bytes are written (src/mail/message-buffers.ts); a new Buffer by default. */
+  alloc?: (size: number) => Buffer;
 }
 
 export interface ComposedMessage {
@@ -232,7 +234,8 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
   // Each part's pieces end on a line end, which is the CRLF the next delimiter line needs; an empty
   // body is an empty line (the delimiter's CRLF is its own).
   const total = Buffer.byteLength(first) + (text.length || 2) + second.length + (htmlLength || 2) + last.length;
-  const raw = Buffer.allocUnsafe(total);
+  const raw = input.alloc ? input.alloc(total) : Buffer.allocUnsafe(total);
+  if (raw.length !== total) throw new Error(`composeMessage: alloc gave ${raw.length} bytes for ${total}`);
   let pos = raw.write(first, 0, 'utf8');
   pos += text.length ? text.copy(raw, pos) : CRLF.copy(raw, pos);
   pos += raw.write(second, pos, 'latin1');

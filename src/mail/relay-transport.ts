@@ -31,6 +31,8 @@ export function relayTransport(opts: RelayOptions): MailTransport {
   const dkim = opts.dkim ? new DKIM({ domainName: opts.dkim.domainName, keySelector: opts.dkim.keySelector, privateKey: opts.dkim.privateKey }) : null;
   return {
     kind: 'smtp',
+    // A send resolves on the server's reply to the end of the data: every byte was written by then.
+    releasesMessage: true,
     async send(mail) {
       const { envelope, raw, dataSafe } = mail.composed;
       // The signer only adds a header; its output is checked all the same.

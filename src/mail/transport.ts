@@ -23,6 +23,8 @@ export interface SendResult {
 
 export interface MailTransport {
   readonly kind: 'smtp' | 'outbox';
+  /** Whether nothing reads `mail.composed.raw` once `send` has resolved, so that its bytes can be reused. */
+  readonly releasesMessage?: boolean;
   send(mail: OutgoingMail): Promise<SendResult>;
   close(): Promise<void>;
 }

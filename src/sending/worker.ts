@@ -29,6 +29,7 @@ import { render, TemplateError, type CompiledTemplate } from '../mail/render.ts'
 import { compiledVersion, contactData } from '../mail/template-service.ts';
 import type { VersionContent } from '../mail/template-store.ts';
 import { composeMessage, ComposeError, unsubscribeTargets } from '../mail/compose.ts';
+import { MessageBuffers } from '../mail/message-buffers.ts';
 import { outboxTransport, type MailTransport } from '../mail/transport.ts';
 import { relayTransport } from '../mail/relay-transport.ts';
 import { encodeHtml, skeletonOf } from '../mail/mime-skeleton.ts';
@@ -193,6 +194,7 @@ export class Worker {
   readonly #log: WorkerLog;
   readonly #recorder: Recorder;
   readonly #domains: DomainLimiter;
+  readonly #buffers = new MessageBuffers();
   readonly #messages = new Map<string, MessageInfo>();
   #stopping = false;
   #loops: Promise<void>[] = [];
@@ -515,6 +517,7 @@ export class Worker {
         date: now,
         bounceDomain: ctx.config.bounceDomain,
         unsubscribe: m.category === 'transactional' ? null : unsubscribe,
+        alloc: this.transports[lane].releasesMessage ? this.#buffers.take : undefined,
       });
     } catch (e) {
       if (e instanceof ComposeError) return failed(e.message);
@@ -524,6 +527,8 @@ export class Worker {
     try {
       const mail = { orgId: row.org_id, messageId: row.message_id, deliveryId: row.id, subject: rendered.subject, composed };
       const r = await this.#domains.run(domainOf(row.email), () => this.transports[lane].send(mail));
+      // Only after a send that succeeded: a failed one may have left the bytes with a closing socket.
+      if (this.transports[lane].releasesMessage) this.#buffers.give(composed.raw);
       return { id: row.id, status: 'sent', smtp_response: r.response, event: 'sent', detail: { smtp_response: r.response, attempt: row.attempts, message_id: composed.messageId } };
     } catch (e) {
       const o = classifyFailure(e as SmtpFailure);
