@@ -23,7 +23,7 @@
 //   BENCH_SETUPS=pg2,pg1,pglite,naive   which set-ups to run (default all)
 //   BENCH_PGLITE_CONTACTS=n      contacts of the PGlite set-up (default: BENCH_CONTACTS, at most 100,000)
 //   BENCH_NAIVE_MESSAGES=5000    messages of the naive baseline
-//   BENCH_CONCURRENCY=n          the workers' ENVOI_WORKER_CONCURRENCY (default: the worker's own, 10)
+//   BENCH_CONCURRENCY=n          the workers' ENVOI_WORKER_CONCURRENCY (sends in flight, two per SMTP session; default: the worker's own, 20)
 //   BENCH_SOURCE_MESSAGES=20000  messages of each smtp-source baseline run
 //   BENCH_TIMEOUT_SECONDS=7200   give up waiting for a campaign to complete
 //   BENCH_PROFILE=/dir           V8 CPU profiles of the worker processes (written when they stop)
@@ -389,7 +389,7 @@ export async function campaignBench() {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const results: Record<string, unknown> = { contacts: n, pgliteContacts: pgliteN, startedAt: new Date().toISOString(), concurrency: concurrency ?? 'worker default (ENVOI_WORKER_CONCURRENCY, 10)' };
+  const results: Record<string, unknown> = { contacts: n, pgliteContacts: pgliteN, startedAt: new Date().toISOString(), concurrency: concurrency ?? 'worker default (ENVOI_WORKER_CONCURRENCY, 20)' };
   try {
     // The message as the worker builds it (render, skeleton, compose), for the baseline's message size.
     const compiled = await compileTemplate({ ...TEMPLATE, text: null, tracking: true });
