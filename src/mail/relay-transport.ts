@@ -13,6 +13,8 @@ import type { MailTransport } from './transport.ts';
 export interface RelayOptions {
   url: string;
   maxConnections: number;
+  /** Messages in flight per connection (src/mail/smtp-pool.ts); default 2. */
+  perSession?: 1 | 2;
   dkim?: Config['dkim'];
   /** Longest wait for one reply; keeps a stuck relay from holding a delivery past its lease. */
   socketTimeoutMs?: number;
@@ -27,7 +29,7 @@ async function signed(dkim: DKIM, raw: Buffer): Promise<Buffer> {
 export function relayTransport(opts: RelayOptions): MailTransport {
   const relay = parseSmtpUrl(opts.url);
   const timeouts = { ...(opts.socketTimeoutMs ? { socketMs: opts.socketTimeoutMs } : {}), ...relay.timeouts };
-  const pool = new SmtpPool(relay, { maxConnections: opts.maxConnections, timeouts });
+  const pool = new SmtpPool(relay, { maxConnections: opts.maxConnections, perSession: opts.perSession, timeouts });
   const dkim = opts.dkim ? new DKIM({ domainName: opts.dkim.domainName, keySelector: opts.dkim.keySelector, privateKey: opts.dkim.privateKey }) : null;
   return {
     kind: 'smtp',

@@ -221,9 +221,11 @@ export class Worker {
     this.#random = opts.random ?? Math.random;
     this.#log = opts.log ?? defaultLog;
     const smtpUrl = opts.smtpUrl === undefined ? ctx.config.smtpUrl : opts.smtpUrl;
-    // Two sends in flight per connection: the second's envelope is pipelined behind the first's data (src/mail/smtp-pool.ts).
-    const transport = (inFlight: number) => (smtpUrl ? relayTransport({ url: smtpUrl, maxConnections: Math.ceil(inFlight / 2), dkim: ctx.config.dkim }) : outboxTransport(ctx.db));
-    this.transports = { transactional: transport(this.#inFlight.transactional), bulk: transport(this.#inFlight.bulk) };
+    // Bulk: two sends in flight per connection, the second's envelope pipelined behind the first's data
+    // (src/mail/smtp-pool.ts). Transactional: one per connection, so that none waits behind another.
+    const transport = (inFlight: number, perSession: 1 | 2) =>
+      smtpUrl ? relayTransport({ url: smtpUrl, maxConnections: Math.ceil(inFlight / perSession), perSession, dkim: ctx.config.dkim }) : outboxTransport(ctx.db);
+    this.transports = { transactional: transport(this.#inFlight.transactional, 1), bulk: transport(this.#inFlight.bulk, 2) };
     this.#recorder = new Recorder((batch) => this.#write(batch));
     const sample = unsubscribeTargets(ctx.config.publicUrl, ctx.config.secret, '00000000-0000-4000-8000-000000000000', ctx.config.bounceDomain).url;
     this.#plainUnsubscribeUrls = URL.canParse(sample) && new URL(sample).href === sample && !sample.includes('?') && !sample.includes('#');
