@@ -23,6 +23,7 @@ import { domainToASCII } from 'node:url';
 import type { MailComposerOptions } from 'nodemailer/lib/mail-composer';
 import MimeNode from 'nodemailer/lib/mime-node';
 import { foldLines } from 'nodemailer/lib/mime-funcs';
+import { boundedMemo } from '../platform/bounded-memo.ts';
 import { safeEqual } from '../platform/secrets.ts';
 import { encodeQpPiece, encodeQpView } from './qp.ts';
 import { signPayload } from './tracking-tokens.ts';
@@ -95,16 +96,7 @@ export function headerAddress(address: string): string {
 }
 
 // A campaign's recipients share a few domains: their punycode is looked up, not redone per message.
-const asciiDomains = new Map<string, string>();
-function asciiDomain(domain: string): string {
-  let ascii = asciiDomains.get(domain);
-  if (ascii === undefined) {
-    ascii = domainToASCII(domain);
-    if (asciiDomains.size >= 1000) asciiDomains.clear();
-    asciiDomains.set(domain, ascii);
-  }
-  return ascii;
-}
+const asciiDomain = boundedMemo(1000, (domain) => domainToASCII(domain));
 
 export function verpAddress(deliveryId: string, bounceDomain: string): string {
   return `bounce+${deliveryId}@${bounceDomain}`;

@@ -1,4 +1,5 @@
 import { domainToASCII } from 'node:url';
+import { boundedMemo } from './bounded-memo.ts';
 
 export type EmailCheck = { ok: true; email: string; lower: string } | { ok: false; reason: string };
 
@@ -35,18 +36,8 @@ export function checkEmail(input: unknown): EmailCheck {
 
 // A campaign checks every recipient's address at resolution and again at send time, and most share
 // a few domains: the domain's verdict (its IDNA conversion above all) is kept for the next address.
-const domains = new Map<string, string | { ok: false; reason: string }>();
-
 /** The ASCII form of a valid domain, or why it is not one. */
-function domainOf(domainRaw: string): string | { ok: false; reason: string } {
-  let d = domains.get(domainRaw);
-  if (d === undefined) {
-    d = checkDomain(domainRaw);
-    if (domains.size >= 2000) domains.clear();
-    domains.set(domainRaw, d);
-  }
-  return d;
-}
+const domainOf = boundedMemo(2000, (domainRaw) => checkDomain(domainRaw));
 
 function checkDomain(domainRaw: string): string | { ok: false; reason: string } {
   if (domainRaw.startsWith('[')) return { ok: false, reason: 'address literals ([1.2.3.4]) are not accepted' };
