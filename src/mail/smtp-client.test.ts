@@ -57,6 +57,39 @@ async function rawServer(onConnect: (socket: Socket) => void) {
   return `smtp://127.0.0.1:${(s.address() as { port: number }).port}`;
 }
 
+/** A scripted server with PIPELINING that keeps what arrives in each read, in `reads`. */
+function pipeliningServer(reads: string[]) {
+  return rawServer((socket) => {
+    let buffer = '';
+    let inData = false;
+    socket.write('220 raw ESMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      reads.push(chunk.toString('latin1'));
+      buffer += chunk.toString('latin1');
+      for (;;) {
+        if (inData) {
+          const end = buffer.indexOf('\r\n.\r\n');
+          if (end === -1) return;
+          buffer = buffer.slice(end + 5);
+          inData = false;
+          socket.write('250 queued\r\n');
+          continue;
+        }
+        const nl = buffer.indexOf('\r\n');
+        if (nl === -1) return;
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 2);
+        if (line.startsWith('EHLO')) socket.write('250-raw\r\n250 PIPELINING\r\n');
+        else if (line === 'DATA') {
+          inData = true;
+          socket.write('354 go on\r\n');
+        } else if (line === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write('250 ok\r\n');
+      }
+    });
+  });
+}
+
 const MESSAGE = Buffer.from('From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello\r\n');
 const fast = { connectMs: 2000, greetingMs: 2000, socketMs: 2000 };
 
@@ -102,38 +135,8 @@ describe('SMTP session', () => {
   });
 
   it("pipelines the next message's envelope behind the data of the one before, in the same write", async () => {
-    // A scripted server that keeps what arrives in each read: the end of the first message's data
-    // and the second's MAIL FROM must come in one.
     const reads: string[] = [];
-    const url = await rawServer((socket) => {
-      let buffer = '';
-      let inData = false;
-      socket.write('220 raw ESMTP\r\n');
-      socket.on('data', (chunk: Buffer) => {
-        reads.push(chunk.toString('latin1'));
-        buffer += chunk.toString('latin1');
-        for (;;) {
-          if (inData) {
-            const end = buffer.indexOf('\r\n.\r\n');
-            if (end === -1) return;
-            buffer = buffer.slice(end + 5);
-            inData = false;
-            socket.write('250 queued\r\n');
-            continue;
-          }
-          const nl = buffer.indexOf('\r\n');
-          if (nl === -1) return;
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 2);
-          if (line.startsWith('EHLO')) socket.write('250-raw\r\n250 PIPELINING\r\n');
-          else if (line === 'DATA') {
-            inData = true;
-            socket.write('354 go on\r\n');
-          } else if (line === 'QUIT') socket.end('221 bye\r\n');
-          else socket.write('250 ok\r\n');
-        }
-      });
-    });
+    const url = await pipeliningServer(reads);
     const session = await SmtpSession.open(parseSmtpUrl(url), fast);
     const replies = await Promise.all([1, 2, 3].map((i) => session.send('a@example.org', `r${i}@example.org`, MESSAGE, { dataSafe: true })));
     await session.quit();
@@ -294,6 +297,14 @@ describe('SMTP pool', () => {
     await pool.close();
     expect(connections).toBe(2);
     expect(srv.received).toHaveLength(44);
+  });
+
+  it('gives a sender that queued while the only session was opening the second place on it', async () => {
+    const reads: string[] = [];
+    const pool = new SmtpPool(parseSmtpUrl(await pipeliningServer(reads)), { maxConnections: 1, timeouts: fast });
+    await Promise.all([1, 2].map((i) => pool.send('a@example.org', `r${i}@example.org`, MESSAGE, { dataSafe: true })));
+    await pool.close();
+    expect(reads.some((r) => /\r\n\.\r\nMAIL FROM:<a@example\.org>\r\nRCPT TO:<r2@example\.org>/.test(r))).toBe(true);
   });
 
   it('sends again on a fresh session when an idle one turns out closed before the server said 354', async () => {

@@ -103,8 +103,13 @@ export class SmtpPool {
   #take(session: SmtpSession): SmtpSession {
     const n = (this.#inFlight.get(session) ?? 0) + 1;
     this.#inFlight.set(session, n);
-    if (n < this.#perSession && session.messages + n < this.#maxMessages) this.#sharing.add(session);
-    else this.#sharing.delete(session);
+    this.#sharing.delete(session);
+    if (n < this.#perSession && session.messages + n < this.#maxMessages) {
+      // A sender that queued while this session was opening takes the second place at once.
+      const waiter = this.#queue.shift();
+      if (waiter) waiter.resolve(session);
+      else this.#sharing.add(session);
+    }
     return session;
   }
 
@@ -121,11 +126,8 @@ export class SmtpPool {
     }
     session.idleSince = Date.now();
     const waiter = this.#queue.shift();
-    if (waiter) {
-      // The waiter's #take counts it in again.
-      this.#sharing.delete(session);
-      waiter.resolve(session);
-    } else if (n === 0) this.#idle.push(session);
+    if (waiter) waiter.resolve(session); // its #take counts it in again
+    else if (n === 0) this.#idle.push(session);
     else this.#sharing.add(session);
   }
 
