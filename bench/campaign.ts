@@ -70,6 +70,7 @@ import {
   type Child,
 } from './processes.ts';
 import { fmt, printTable, writeResults, type Row } from './support.ts';
+import { limitHeapGrowth } from '../src/platform/heap-growth.ts';
 
 const env = process.env;
 const int = (name: string, fallback: number, min = 1) => {
@@ -380,6 +381,9 @@ export async function campaignBench() {
   const wanted = new Set((env.BENCH_SETUPS ?? 'pg2,pg1,pglite,naive').split(',').map((x) => x.trim()));
   for (const w of wanted) if (!['pg1', 'pg2', 'pglite', 'naive'].includes(w)) throw new Error(`BENCH_SETUPS: unknown set-up "${w}" (pg1, pg2, pglite, naive)`);
   const adminUrl = env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  // The PGlite set-up runs `envoi start`'s server and worker in this process: with its heap policy,
+  // set as src/cli/main.ts sets it, before this process grows a heap.
+  if (wanted.has('pglite')) limitHeapGrowth();
 
   let sinkChild: Child | null = null;
   const onSignal = (sig: NodeJS.Signals) => {

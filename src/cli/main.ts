@@ -9,6 +9,7 @@ import { readSecret } from './prompt.ts';
 import { registerImportExport } from './import-export.ts';
 import { registerWorker, startWorkerInServer } from './worker.ts';
 import { startBounceListenerInServer } from './bounce-listener.ts';
+import { limitHeapGrowth } from '../platform/heap-growth.ts';
 
 function config(): Config {
   try {
@@ -37,13 +38,16 @@ const program = new Command('envoi').description('Audiences, consent and lawful 
 
 program.command('serve').description('HTTP API and back office (and the sending worker on the embedded database, which no other process can open)').action(async () => {
   const cfg = config();
+  if (!cfg.databaseUrl) limitHeapGrowth();
   const envoi = await serve(cfg);
   if (!cfg.databaseUrl) startWorkerInServer(envoi);
   await startBounceListenerInServer(envoi);
 });
 
 program.command('start').description('server and sending worker in one process, ready for a first user (what `npm start` runs)').action(async () => {
-  const envoi = await serve(config());
+  const cfg = config();
+  if (!cfg.databaseUrl) limitHeapGrowth();
+  const envoi = await serve(cfg);
   startWorkerInServer(envoi);
   await startBounceListenerInServer(envoi);
 });
