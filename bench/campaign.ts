@@ -47,7 +47,7 @@ import { createTemplate } from '../src/mail/template-service.ts';
 import { createCampaign } from '../src/campaigns/service.ts';
 import { startWorkerInServer } from '../src/cli/worker.ts';
 import { compileTemplate, render } from '../src/mail/render.ts';
-import { composeMessage, unsubscribeTargets } from '../src/mail/compose.ts';
+import { composeMessage, deliveryTargets } from '../src/mail/compose.ts';
 import { encodeHtml, skeletonOf } from '../src/mail/mime-skeleton.ts';
 import { trackingFor } from '../src/mail/tracking-tokens.ts';
 import { RULE_ORDER, type RuleCode } from '../src/consent/rules.ts';
@@ -64,6 +64,7 @@ import {
   startChild,
   startPostfixSink,
   statusKb,
+  resetPeakRss,
   stopChild,
   ticksOf,
   until,
@@ -228,6 +229,9 @@ async function runSetup(setup: Setup, common: { sinkPort: number; sinkPid: numbe
     loopDelay.enable();
     log(`${setup.label}: starting the campaign (${fmt(expected.allowed, 0)} to send)`);
     const s0 = snapshot(pids, common.sinkPid, dbName);
+    // With the worker in this process, VmHWM would hold the set-ups and seeds before: Linux resets it
+    // to the current RSS on "5" in clear_refs (since 4.0), so it is this campaign's peak, not a sample.
+    const ownPeak = setup.workers === 0 && resetPeakRss();
     const created = await createCampaign(ctx, p, aud.id, { name: 'Spring news', template_id: template.id, target: { view_id: view.id }, start: true });
     const peakRssKb = idleRssKb.map(() => 0);
     let resolvedAt: Date | null = null;
@@ -265,8 +269,7 @@ async function runSetup(setup: Setup, common: { sinkPort: number; sinkPid: numbe
     }
     const s2 = snapshot(pids, common.sinkPid, dbName);
     loopDelay.disable();
-    // In this process VmHWM would include the set-ups run before: its peak is the sampled one.
-    const hwmKb = setup.workers > 0 ? pids.map((pid) => statusKb(pid, 'VmHWM')) : peakRssKb;
+    const hwmKb = setup.workers > 0 ? pids.map((pid) => statusKb(pid, 'VmHWM')) : ownPeak ? [statusKb(process.pid, 'VmHWM')] : peakRssKb;
     await new Promise((res) => setTimeout(res, 1100)); // PostgreSQL flushes its statistics at most once a second
     const f1 = await plpgsql();
     const plpgsqlMs = Object.fromEntries(
@@ -312,7 +315,7 @@ async function runSetup(setup: Setup, common: { sinkPort: number; sinkPid: numbe
       },
       sending: { sent: st.sent, seconds: sendSeconds, messagesPerSecond: st.sent / sendSeconds, fromCampaignStartSeconds: (st.last_sent.getTime() - s0.wall) / 1000 },
       policy: { statusCounts, blockedByRule: blocked, expected, match: mismatches.length === 0, mismatches },
-      memory: { idleRssMB: idleRssKb.map((kb) => kb / 1024), peakRssMB_VmHWM: hwmKb.map((kb) => kb / 1024), peakRssMB_sampled: peakRssKb.map((kb) => kb / 1024), samples: rssSamples },
+      memory: { peakIsVmHWM: setup.workers > 0 || ownPeak, idleRssMB: idleRssKb.map((kb) => kb / 1024), peakRssMB_VmHWM: hwmKb.map((kb) => kb / 1024), peakRssMB_sampled: peakRssKb.map((kb) => kb / 1024), samples: rssSamples },
       cpuCores: { resolving: cores(s0, sResolved!), sending: cores(sResolved!, s2), whole },
       cpuMsPerSentMessage: { workers: cpuMsPer(setup.workers > 0 ? whole.worker : whole.bench), postgres: cpuMsPer(whole.postgres), sink: cpuMsPer(whole.sink) },
       plpgsqlMs,
@@ -348,7 +351,7 @@ async function naiveLoop(messages: number, sinkPort: number) {
     for (const i of allowed) {
       const contact = seededContact(i);
       const deliveryId = randomUUID();
-      const unsub = unsubscribeTargets(publicUrl, secret, deliveryId, bounceDomain);
+      const unsub = deliveryTargets(publicUrl, secret, deliveryId, bounceDomain);
       const r = render(compiled, { contact, event: null, vars: { organisation_name: 'Bench news' }, unsubscribe: unsub.url }, 'send', { tracking: trackingFor(publicUrl, secret, deliveryId) });
       await transporter.sendMail({
         from: { name: 'Bench news', address: 'news@bench.example' },
@@ -358,7 +361,7 @@ async function naiveLoop(messages: number, sinkPort: number) {
         text: r.text,
         messageId: `<${deliveryId}@${bounceDomain}>`,
         headers: { 'List-Unsubscribe': `<${unsub.url}>, <${unsub.mailto}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' },
-        envelope: { from: `bounce+${deliveryId}@${bounceDomain}`, to: [contact.email] },
+        envelope: { from: unsub.returnPath, to: [contact.email] },
       });
     }
   } finally {
@@ -400,7 +403,7 @@ export async function campaignBench() {
     const publicUrl = 'http://127.0.0.1:8080';
     const secret = randomBytes(24).toString('hex');
     const fakeDelivery = randomUUID();
-    const unsub = unsubscribeTargets(publicUrl, secret, fakeDelivery, 'localhost');
+    const unsub = deliveryTargets(publicUrl, secret, fakeDelivery, 'localhost');
     const contact = seededContact(0);
     const data = { contact, event: null, vars: { organisation_name: 'Bench news' }, unsubscribe: unsub.url };
     const rendered = render(compiled, data, 'send');
@@ -408,6 +411,7 @@ export async function campaignBench() {
     if (html.links.length !== ARTICLES.length) throw new Error(`the template should have ${ARTICLES.length} tracked links, the message has ${html.links.length}`);
     const raw = composeMessage({
       deliveryId: fakeDelivery,
+      returnPath: unsub.returnPath,
       from: { name: 'Bench news', address: 'no-reply@localhost' },
       to: { name: `${contact.first_name} ${contact.last_name}`, address: contact.email },
       subject: rendered.subject,
@@ -493,10 +497,10 @@ export async function campaignBench() {
           ratio: r.policy.match ? 'exact' : 'MISMATCH',
         },
         {
-          measure: inProcess ? 'peak RSS of the process (worker + PGlite; sampled)' : `peak RSS (VmHWM) per worker process`,
+          measure: inProcess ? `peak RSS of the process (worker + PGlite; ${r.memory.peakIsVmHWM ? 'VmHWM from the campaign start' : 'sampled'})` : `peak RSS (VmHWM) per worker process`,
           value: r.memory.peakRssMB_VmHWM.map((mb) => `${fmt(mb, 0)} MB`).join(' + '),
           baseline: `idle ${r.memory.idleRssMB.map((mb) => `${fmt(mb, 0)} MB`).join(' + ')}`,
-          target: inProcess ? '' : `< 512 MB: ${rssTarget}`,
+          target: `< 512 MB: ${rssTarget}`,
         },
         { measure: 'CPU cores while sending only', value: coresLine(r.cpuCores.sending, inProcess), baseline: `machine busy ${fmt(r.cpuCores.sending.machineBusy, 2)} of 2` },
         ...(inProcess ? [{ measure: 'event loop delay of the process (worker + PGlite)', value: `p50 ${fmt(r.eventLoopDelayMs.p50, 0)} ms, p99 ${fmt(r.eventLoopDelayMs.p99, 0)} ms, max ${fmt(r.eventLoopDelayMs.max, 0)} ms` }] : []),

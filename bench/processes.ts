@@ -2,7 +2,7 @@
 // them: started, watched, stopped on every exit path, their CPU and memory read from Linux's /proc.
 import { fileURLToPath } from 'node:url';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 
 export interface Child {
@@ -177,5 +177,15 @@ export function statusKb(pid: number | undefined, field: 'VmRSS' | 'VmHWM'): num
     return m ? Number(m[1]) : NaN;
   } catch {
     return NaN;
+  }
+}
+
+/** Resets this process's VmHWM to its current RSS; false where /proc/self/clear_refs cannot be written. */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
   }
 }

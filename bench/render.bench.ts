@@ -11,7 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { compileTemplate, render, type RenderData, type TemplateSource } from '../src/mail/render.ts';
-import { composeMessage } from '../src/mail/compose.ts';
+import { composeMessage, verpAddress } from '../src/mail/compose.ts';
 import { encodeHtml, skeletonOf } from '../src/mail/mime-skeleton.ts';
 import { trackingFor } from '../src/mail/tracking-tokens.ts';
 import { fmt, printTable, type Row } from './support.ts';
@@ -111,7 +111,7 @@ for (const [name, source] of Object.entries(sources).filter(([k]) => k.includes(
     const delivery = `0b8e4a4e-3f1c-4a8c-9d2c-${String(i % 1e12).padStart(12, '0')}`;
     const data = { ...recipient(i), unsubscribe: `https://envoi.example/u/${delivery}` };
     const tracking = trackingFor('https://envoi.example', secret, delivery);
-    const base = { deliveryId: delivery, from: { name: 'News', address: 'news@example.org' }, to: { name: 'Ada Lovelace', address: `person${i}@example.com` }, date: new Date(), bounceDomain: 'bounces.example.org' };
+    const base = { deliveryId: delivery, from: { name: 'News', address: 'news@example.org' }, to: { name: 'Ada Lovelace', address: `person${i}@example.com` }, date: new Date(), bounceDomain: 'bounces.example.org', returnPath: verpAddress(delivery, 'bounces.example.org', secret) };
     if (composer === 'nodemailer') {
       const r = render(compiled, data, 'send', { tracking });
       return new MailComposer({ from: base.from, to: base.to, subject: r.subject, html: r.html, text: r.text, messageId: `<${delivery}@bounces.example.org>`, date: base.date, newline: 'win' }).compile().build();

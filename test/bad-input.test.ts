@@ -124,8 +124,8 @@ afterAll(async () => {
 
 /** The delivery's message as the SMTP server received it. */
 async function received(deliveryId: string, ms = 15_000): Promise<ReceivedMail> {
-  await sink.waitFor(() => sink.received.some((m) => m.envelopeFrom.startsWith(`bounce+${deliveryId}@`)), ms);
-  return sink.received.find((m) => m.envelopeFrom.startsWith(`bounce+${deliveryId}@`))!;
+  await sink.waitFor(() => sink.received.some((m) => m.envelopeFrom.startsWith(`bounce+${deliveryId}.`)), ms);
+  return sink.received.find((m) => m.envelopeFrom.startsWith(`bounce+${deliveryId}.`))!;
 }
 
 /** Header names and unfolded values of a raw message, in order. */

@@ -8,7 +8,7 @@ import { Worker } from '../src/sending/worker.ts';
 import { enqueueToContacts, sendAccountToken } from '../src/sending/service.ts';
 import { signUp } from '../src/accounts/service.ts';
 import { compileCount } from '../src/mail/template-service.ts';
-import { parseVerp } from '../src/mail/compose.ts';
+import { parseVerp, verpAddress } from '../src/mail/compose.ts';
 import { dbKind, expectStatus, startTestApp, type TestApp, type TestOrg } from './support/harness.ts';
 import { startSmtpSink, type SmtpSink } from './support/smtp-sink.ts';
 
@@ -106,8 +106,8 @@ describe('triggered sending over SMTP', () => {
     expect(ms).toBeLessThan(1000);
 
     const deliveryId = r.body.delivery_id as string;
-    expect(mail.envelopeFrom).toBe(`bounce+${deliveryId}@localhost`);
-    expect(parseVerp(mail.envelopeFrom)).toBe(deliveryId);
+    expect(mail.envelopeFrom).toMatch(new RegExp(`^bounce\\+${deliveryId}\\.[0-9a-f]{15}@localhost$`));
+    expect(parseVerp(mail.envelopeFrom, t.envoi.ctx.config.secret)).toBe(deliveryId);
     const parsed = await mail.parse();
     expect(parsed.subject).toBe('Confirm your address, Zoë');
     expect(parsed.messageId).toBe(`<${deliveryId}@localhost>`);
@@ -157,7 +157,7 @@ describe('triggered sending over SMTP', () => {
     const head = mail.raw.toString().split('\r\n\r\n')[0]!.replace(/\r\n[ \t]+/g, ' ');
     const list = /^List-Unsubscribe: (.*)$/im.exec(head)?.[1] ?? '';
     expect(list).toMatch(new RegExp(`<http://127\\.0\\.0\\.1:8080/u/${r.body.delivery_id}\\.[A-Za-z0-9_-]+>`));
-    expect(list).toMatch(new RegExp(`<mailto:unsubscribe\\+${r.body.delivery_id}@localhost\\?subject=unsubscribe>`));
+    expect(list).toMatch(new RegExp(`<mailto:unsubscribe\\+${r.body.delivery_id}\\.[0-9a-f]{15}@localhost\\?subject=unsubscribe>`));
     expect(head).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/im);
     // The body link is the same page.
     expect(parsed.html).toMatch(new RegExp(`href="http://127\\.0\\.0\\.1:8080/u/${r.body.delivery_id}\\.`));
@@ -498,7 +498,7 @@ describe('lanes and workers', () => {
     expectStatus(list, 200);
     expect(list.body.smtp_configured).toBe(false);
     const item = list.body.items.find((i: any) => i.envelope_to === 'dev@example.com');
-    expect(item).toMatchObject({ subject: 'Confirm your address, Dev', delivery_id: r.body.delivery_id, envelope_from: `bounce+${r.body.delivery_id}@localhost` });
+    expect(item).toMatchObject({ subject: 'Confirm your address, Dev', delivery_id: r.body.delivery_id, envelope_from: verpAddress(r.body.delivery_id, 'localhost', t.envoi.ctx.config.secret) });
     const full = await t.request('GET', `/v1/outbox/${item.id}`, { token: org.apiKey });
     expect(full.body.raw).toMatch(/Message-ID: <[0-9a-f-]+@localhost>/);
     expectStatus(await t.request('GET', `/v1/outbox/${item.id}`, { token: other.apiKey }), 404);

@@ -15,6 +15,6 @@ export async function startBounceListenerInServer(envoi: Envoi): Promise<BounceL
     await listener.close();
     await close();
   };
-  process.stdout.write(`  bounces        SMTP ${host}:${listener.port} for bounce+<delivery>@${bounceDomain} (point the domain's MX here)\n\n`);
+  process.stdout.write(`  bounces        SMTP ${host}:${listener.port} for bounce+<delivery>.<mark>@${bounceDomain} (point the domain's MX here)\n\n`);
   return listener;
 }

@@ -1,14 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { simpleParser } from 'mailparser';
-import { buildRaw, composeMessage, ComposeError, headerAddress, parseVerp, unsubscribeTargets, unsubscribeToken, verifyUnsubscribeToken, verpAddress, type ComposeInput } from './compose.ts';
+import {
+  buildRaw,
+  composeMessage,
+  ComposeError,
+  deliveryTargets,
+  headerAddress,
+  parseUnsubscribeLocalPart,
+  parseVerp,
+  parseVerpLocalPart,
+  unsubscribeToken,
+  verifyUnsubscribeToken,
+  verpAddress,
+  type ComposeInput,
+} from './compose.ts';
 import { encodeQpPiece } from './qp.ts';
 import MimeNode from 'nodemailer/lib/mime-node';
 import { foldLines } from 'nodemailer/lib/mime-funcs';
 
 const DELIVERY = '0b8e4a4e-3f1c-4a8c-9d2c-1a2b3c4d5e6f';
+const SECRET = 's'.repeat(32);
 const input = (over: Partial<ComposeInput> = {}): ComposeInput => ({
   deliveryId: DELIVERY,
+  returnPath: verpAddress(DELIVERY, 'bounces.example.org', SECRET),
   from: { name: 'Rencontres Numériques', address: 'no-reply@example.org' },
   to: { name: 'Zoë Ümlaut', address: 'zoe@example.com' },
   subject: 'Bonjour Zoë',
@@ -25,7 +40,8 @@ describe('composeMessage', () => {
   it('sets Message-ID, Date, the VERP envelope and the parts', async () => {
     const c = composeMessage(input());
     expect(c.messageId).toBe(`<${DELIVERY}@bounces.example.org>`);
-    expect(c.envelope).toEqual({ from: `bounce+${DELIVERY}@bounces.example.org`, to: 'zoe@example.com' });
+    expect(c.envelope).toEqual({ from: expect.stringMatching(new RegExp(`^bounce\\+${DELIVERY}\\.[0-9a-f]{15}@bounces\\.example\\.org$`)), to: 'zoe@example.com' });
+    expect(parseVerp(c.envelope.from, SECRET)).toBe(DELIVERY);
     const parsed = await simpleParser(await buildRaw(c));
     expect(parsed.messageId).toBe(c.messageId);
     expect(parsed.date?.toISOString()).toBe('2026-12-01T10:00:00.000Z');
@@ -59,9 +75,11 @@ describe('composeMessage', () => {
   });
 
   it('adds List-Unsubscribe (https and mailto) and one-click Post only when asked', async () => {
-    const targets = unsubscribeTargets('https://envoi.example.org/', 's'.repeat(32), DELIVERY, 'bounces.example.org');
+    const targets = deliveryTargets('https://envoi.example.org/', SECRET, DELIVERY, 'bounces.example.org');
     const withList = headOf(await buildRaw(composeMessage(input({ unsubscribe: targets }))));
-    expect(withList).toMatch(new RegExp(`^List-Unsubscribe: <https://envoi\\.example\\.org/u/${DELIVERY}\\.[\\w-]{22}>, <mailto:unsubscribe\\+${DELIVERY}@bounces\\.example\\.org\\?subject=unsubscribe>$`, 'm'));
+    expect(withList).toMatch(
+      new RegExp(`^List-Unsubscribe: <https://envoi\\.example\\.org/u/${DELIVERY}\\.[\\w-]{22}>, <mailto:unsubscribe\\+${DELIVERY}\\.[0-9a-f]{15}@bounces\\.example\\.org\\?subject=unsubscribe>$`, 'm'),
+    );
     expect(withList).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click$/m);
     const without = headOf(await buildRaw(composeMessage(input())));
     expect(without).not.toMatch(/List-Unsubscribe/i);
@@ -90,10 +108,43 @@ describe('composeMessage', () => {
 });
 
 describe('VERP and unsubscribe tokens', () => {
-  it('round-trips the delivery id through the return path', () => {
-    expect(parseVerp(verpAddress(DELIVERY, 'b.example.org'))).toBe(DELIVERY);
-    expect(parseVerp('bounce+not-a-uuid@b.example.org')).toBeNull();
-    expect(parseVerp('someone@b.example.org')).toBeNull();
+  it('round-trips the delivery id through the return path, and only a genuine mark', () => {
+    const verp = verpAddress(DELIVERY, 'b.example.org', SECRET);
+    expect(parseVerp(verp, SECRET)).toBe(DELIVERY);
+    expect(parseVerp(verp.toUpperCase(), SECRET)).toBe(DELIVERY); // a relay may fold the case of a local part
+    expect(parseVerp(verp, 'y'.repeat(32))).toBeNull();
+    expect(parseVerp(`bounce+${DELIVERY}@b.example.org`, SECRET)).toBeNull(); // unmarked: anyone who saw the id could write it
+    expect(parseVerp('bounce+not-a-uuid@b.example.org', SECRET)).toBeNull();
+    expect(parseVerp('someone@b.example.org', SECRET)).toBeNull();
+    expect(parseVerp(verpAddress(DELIVERY, 'b.example.org', null), null)).toBe(DELIVERY);
+    const local = verp.slice(0, verp.indexOf('@'));
+    expect(parseVerpLocalPart(`${local}.x`, SECRET)).toBeNull();
+    // every one-character change of the mark is refused
+    const mark = local.slice(local.lastIndexOf('.') + 1);
+    for (let i = 0; i < mark.length; i++) {
+      for (const c of '0123456789abcdef') {
+        if (c === mark[i]) continue;
+        const forged = `${local.slice(0, local.length - mark.length)}${mark.slice(0, i)}${c}${mark.slice(i + 1)}`;
+        expect(parseVerpLocalPart(forged, SECRET)).toBeNull();
+      }
+    }
+  });
+
+  it("gives a delivery's addresses from one seal: the mailto and return path within 64 octets, each only for its own kind", () => {
+    const t = deliveryTargets('https://envoi.example.org', SECRET, DELIVERY, 'bounces.example.org');
+    const mailtoLocal = t.mailto.slice('mailto:'.length, t.mailto.indexOf('@'));
+    const verpLocal = t.returnPath.slice(0, t.returnPath.indexOf('@'));
+    expect(mailtoLocal.length).toBeLessThanOrEqual(64);
+    expect(verpLocal.length).toBeLessThanOrEqual(64);
+    expect(parseUnsubscribeLocalPart(mailtoLocal, SECRET)).toBe(DELIVERY);
+    expect(parseVerpLocalPart(verpLocal, SECRET)).toBe(DELIVERY);
+    expect(parseVerpLocalPart(mailtoLocal, SECRET)).toBeNull();
+    expect(parseUnsubscribeLocalPart(verpLocal, SECRET)).toBeNull();
+    expect(parseUnsubscribeLocalPart(`unsubscribe+${DELIVERY}`, SECRET)).toBeNull();
+    expect(t.returnPath).toBe(verpAddress(DELIVERY, 'bounces.example.org', SECRET));
+    expect(t.url).toBe(`https://envoi.example.org/u/${unsubscribeToken(SECRET, DELIVERY)}`);
+    // an IDN bounce domain goes to punycode in the addresses, as in the headers
+    expect(deliveryTargets('https://envoi.example.org', SECRET, DELIVERY, 'rückläufer.example').returnPath).toMatch(/@xn--rckl/);
   });
 
   it('signs unsubscribe tokens when a secret is set', () => {
@@ -110,7 +161,7 @@ describe('VERP and unsubscribe tokens', () => {
 
 describe('the raw message', () => {
   it('parses back to what was given, for tricky input: non-ASCII, long lines, CR/LF in values, leading dots', async () => {
-    const targets = unsubscribeTargets('https://envoi.example.org', 's'.repeat(32), DELIVERY, 'bounces.example.org');
+    const targets = deliveryTargets('https://envoi.example.org', SECRET, DELIVERY, 'bounces.example.org');
     const longWord = 'Supercalifragilisticexpialidocious'.repeat(4);
     const html = `<p>Bonjour Zoë ${longWord}</p>\n.lead dot\n<p>${'Ligne très longue, '.repeat(30)}</p>\r\n😀 fin`;
     const text = `Bonjour Zoë\n.lead dot\n${'Ligne très longue, '.repeat(30)}\n\nFrom the team  \nfin`;

@@ -12,7 +12,8 @@
  * - Message-ID `<delivery id@bounce domain>`: stable across retries, so a receiver can tell a retry
  *   of a message it already has.
  * - The envelope sender (MAIL FROM, which becomes Return-Path) is the VERP address
- *   `bounce+<delivery id>@<bounce domain>`: a bounce names the delivery it is about.
+ *   `bounce+<delivery id>.<mark>@<bounce domain>`: a bounce names the delivery it is about, and the
+ *   mark (see deliveryTargets) that it came back from that delivery's message.
  * - List-Unsubscribe (an https URL and a mailto) and List-Unsubscribe-Post (RFC 8058 one-click) on
  *   participation and marketing mail.
  * - multipart/alternative, text then HTML, both quoted-printable UTF-8. The boundary holds `=_`,
@@ -26,7 +27,7 @@ import { foldLines } from 'nodemailer/lib/mime-funcs';
 import { boundedMemo } from '../platform/bounded-memo.ts';
 import { safeEqual } from '../platform/secrets.ts';
 import { encodeQpPiece, encodeQpView } from './qp.ts';
-import { signPayload } from './tracking-tokens.ts';
+import { signPayloadBytes } from './tracking-tokens.ts';
 
 export class ComposeError extends Error {
   override name = 'ComposeError';
@@ -49,6 +50,8 @@ export interface ComposeInput {
   text: string;
   date: Date;
   bounceDomain: string;
+  /** The envelope sender: the delivery's VERP address (deliveryTargets). */
+  returnPath: string;
   /** Set on participation and marketing mail; null on transactional mail. */
   unsubscribe?: { url: string; mailto: string } | null;
   /** Where the message's bytes are written (src/mail/message-buffers.ts); a new Buffer by default. */
@@ -98,16 +101,59 @@ export function headerAddress(address: string): string {
 // A campaign's recipients share a few domains: their punycode is looked up, not redone per message.
 const asciiDomain = boundedMemo(1000, (domain) => domainToASCII(domain));
 
-export function verpAddress(deliveryId: string, bounceDomain: string): string {
-  return `bounce+${deliveryId}@${bounceDomain}`;
-}
-
+/*
+ * A delivery's private addresses (the VERP return path, the List-Unsubscribe mailto) carry a mark:
+ * delivery ids are not secret (Message-ID, X-Envoi-Delivery, click links, webhooks and reports show
+ * them), and an unmarked address let anyone who saw one suppress a recipient with a made-up bounce
+ * or withdraw their consent with a mail. The mark is the first 60 bits, in hex, of the same HMAC as
+ * the unsubscribe link's token (one HMAC per message for the three): hex because relays may change
+ * the case of a local part, 60 bits because each guess costs an SMTP transaction, and
+ * `unsubscribe+<uuid>.<mark>` then fills the 64 octets a local part may hold (RFC 5321 4.5.3.1.1).
+ */
+const MARK_CHARS = 15;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The delivery id in a VERP address (`bounce+<id>@domain`), or null: for the bounce listener. */
-export function parseVerp(address: string): string | null {
-  const m = /^bounce\+([^@]+)@/i.exec(address.trim());
-  return m && UUID.test(m[1]!) ? m[1]!.toLowerCase() : null;
+/** The HMAC behind a delivery's unsubscribe token and address marks. */
+const sealOf = (secret: string, deliveryId: string) => signPayloadBytes(secret, `unsubscribe:${deliveryId}`);
+const markOf = (seal: Buffer) => seal.toString('hex', 0, 8).slice(0, MARK_CHARS);
+const tokenOf = (seal: Buffer) => seal.toString('base64url').slice(0, 22);
+
+/** `<prefix><id>.<mark>`, or `<prefix><id>` without a secret. */
+function markedLocalPart(prefix: string, deliveryId: string, secret: string | null, seal = secret ? sealOf(secret, deliveryId) : null): string {
+  return seal ? `${prefix}${deliveryId}.${markOf(seal)}` : `${prefix}${deliveryId}`;
+}
+
+function readMarkedLocalPart(prefix: string, localPart: string, secret: string | null): string | null {
+  if (localPart.slice(0, prefix.length).toLowerCase() !== prefix) return null;
+  const [id, mark, ...rest] = localPart.slice(prefix.length).toLowerCase().split('.');
+  if (!id || rest.length || !UUID.test(id)) return null;
+  if (!secret) return mark === undefined ? id : null;
+  return mark !== undefined && mark.length === MARK_CHARS && safeEqual(mark, markOf(sealOf(secret, id))) ? id : null;
+}
+
+const BOUNCE_PREFIX = 'bounce+';
+const UNSUBSCRIBE_PREFIX = 'unsubscribe+';
+
+/** The VERP return path of a delivery: `bounce+<delivery id>.<mark>@<bounce domain>`. */
+export function verpAddress(deliveryId: string, bounceDomain: string, secret: string | null): string {
+  return `${markedLocalPart(BOUNCE_PREFIX, deliveryId, secret)}@${bounceDomain}`;
+}
+
+/** The delivery id of a genuine VERP local part (case aside), or null: for the bounce listener. */
+export function parseVerpLocalPart(localPart: string, secret: string | null): string | null {
+  return readMarkedLocalPart(BOUNCE_PREFIX, localPart, secret);
+}
+
+/** The delivery id of a genuine VERP address (`bounce+<id>.<mark>@domain`), or null. */
+export function parseVerp(address: string, secret: string | null): string | null {
+  const a = address.trim();
+  const at = a.lastIndexOf('@');
+  return at > 0 ? parseVerpLocalPart(a.slice(0, at), secret) : null;
+}
+
+/** The delivery id of a genuine List-Unsubscribe mailto local part (`unsubscribe+<id>.<mark>`), or null. */
+export function parseUnsubscribeLocalPart(localPart: string, secret: string | null): string | null {
+  return readMarkedLocalPart(UNSUBSCRIBE_PREFIX, localPart, secret);
 }
 
 /**
@@ -116,7 +162,7 @@ export function parseVerp(address: string): string | null {
  * random UUID nobody else sees) is the token.
  */
 export function unsubscribeToken(secret: string | null, deliveryId: string): string {
-  return secret ? `${deliveryId}.${signPayload(secret, `unsubscribe:${deliveryId}`).slice(0, 22)}` : deliveryId;
+  return secret ? `${deliveryId}.${tokenOf(sealOf(secret, deliveryId))}` : deliveryId;
 }
 
 /** The delivery id an unsubscribe token is for, or null when it is not genuine. */
@@ -124,14 +170,20 @@ export function verifyUnsubscribeToken(secret: string | null, token: string): st
   const [id, mac, ...rest] = token.split('.');
   if (!id || rest.length || !UUID.test(id)) return null;
   if (!secret) return mac === undefined ? id.toLowerCase() : null;
-  return mac !== undefined && safeEqual(mac, signPayload(secret, `unsubscribe:${id}`).slice(0, 22)) ? id.toLowerCase() : null;
+  return mac !== undefined && safeEqual(mac, tokenOf(sealOf(secret, id))) ? id.toLowerCase() : null;
 }
 
-/** The List-Unsubscribe targets of a delivery: the one-click https page and a mailto for older clients. */
-export function unsubscribeTargets(publicUrl: string, secret: string | null, deliveryId: string, bounceDomain: string) {
+/**
+ * A delivery's own addresses, from one HMAC: the List-Unsubscribe targets (the one-click https page
+ * and a mailto for older clients) and the VERP return path its bounces come back to.
+ */
+export function deliveryTargets(publicUrl: string, secret: string | null, deliveryId: string, bounceDomain: string) {
+  const seal = secret ? sealOf(secret, deliveryId) : null;
+  const domain = asciiBounceDomain(bounceDomain);
   return {
-    url: `${publicUrl.replace(/\/+$/, '')}/u/${unsubscribeToken(secret, deliveryId)}`,
-    mailto: `mailto:unsubscribe+${deliveryId}@${bounceDomain}?subject=unsubscribe`,
+    url: `${publicUrl.replace(/\/+$/, '')}/u/${seal ? `${deliveryId}.${tokenOf(seal)}` : deliveryId}`,
+    mailto: `mailto:${markedLocalPart(UNSUBSCRIBE_PREFIX, deliveryId, secret, seal)}@${domain}?subject=unsubscribe`,
+    returnPath: `${markedLocalPart(BOUNCE_PREFIX, deliveryId, secret, seal)}@${domain}`,
   };
 }
 
@@ -197,7 +249,7 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
   const bounceDomain = asciiBounceDomain(input.bounceDomain);
   const messageId = `<${input.deliveryId}@${bounceDomain}>`;
   const to = headerAddress(input.to.address);
-  const envelope = { from: verpAddress(input.deliveryId, bounceDomain), to };
+  const envelope = { from: headerAddress(input.returnPath), to };
   let head = fromMailbox(input.from) + addressHeader('To', { name: input.to.name, address: to });
   if (input.replyTo) head += header('Reply-To', headerAddress(input.replyTo));
   head += subjectHeader(input.subject);

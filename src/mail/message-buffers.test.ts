@@ -64,6 +64,7 @@ describe('message buffers', () => {
             const deliveryId = `0b8e4a4e-3f1c-4a8c-9d2c-${String(i).padStart(12, '0')}`;
             const composed = composeMessage({
               deliveryId,
+              returnPath: `bounce+${deliveryId}@bounces.example.org`,
               from: { name: 'News', address: 'news@example.org' },
               to: { name: `Person ${i}`, address: `p${i}@example.com` },
               subject: `For person ${i}`,

@@ -4,7 +4,7 @@ import { simpleParser } from 'mailparser';
 import { compileTemplate, render, type RenderData, type TemplateSource } from './render.ts';
 import { trackLinks } from './tracking.ts';
 import { trackingFor } from './tracking-tokens.ts';
-import { composeMessage, unsubscribeTargets } from './compose.ts';
+import { composeMessage, deliveryTargets } from './compose.ts';
 import { encodeHtml, skeletonOf } from './mime-skeleton.ts';
 import { BUILTIN_KINDS, BUILTIN_LANGUAGES, builtinTemplate } from './builtin-templates.ts';
 
@@ -69,7 +69,7 @@ const people: RenderData['contact'][] = [
 const dataFor = (contact: RenderData['contact'], i: number): RenderData => ({
   contact,
   vars: { vip: i % 2 === 0, sessions: i === 3 ? [] : ['Keynote', 'Data & design', 'Ümlauts'], tag: 'a' },
-  unsubscribe: unsubscribeTargets(PUBLIC, SECRET, DELIVERY, 'bounces.example.org').url,
+  unsubscribe: deliveryTargets(PUBLIC, SECRET, DELIVERY, 'bounces.example.org').url,
 });
 
 /** What the worker sent before skeletons: render, then track the whole document. */
@@ -83,6 +83,7 @@ function expected(compiled: Awaited<ReturnType<typeof compileTemplate>>, data: R
 async function parsedHtml(pieces: Buffer[], contact: RenderData['contact']) {
   const c = composeMessage({
     deliveryId: DELIVERY,
+    returnPath: deliveryTargets(PUBLIC, SECRET, DELIVERY, 'bounces.example.org').returnPath,
     from: { name: 'News', address: 'news@example.org' },
     to: { name: contact!.first_name, address: 'to@example.com' },
     subject: 'x',

@@ -17,13 +17,22 @@ export const MAX_TRACKED_URL = 4000;
 let lastSecret: string | null = null;
 let lastKey: KeyObject | null = null;
 
-/** HMAC-SHA256 of `payload`, base64url: the same as src/platform/secrets.ts `sign`. */
-export function signPayload(secret: string, payload: string): string {
+function keyOf(secret: string): KeyObject {
   if (secret !== lastSecret || !lastKey) {
     lastKey = createSecretKey(Buffer.from(secret, 'utf8'));
     lastSecret = secret;
   }
-  return createHmac('sha256', lastKey).update(payload).digest('base64url');
+  return lastKey;
+}
+
+/** HMAC-SHA256 of `payload`, base64url: the same as src/platform/secrets.ts `sign`. */
+export function signPayload(secret: string, payload: string): string {
+  return createHmac('sha256', keyOf(secret)).update(payload).digest('base64url');
+}
+
+/** The same HMAC as bytes, for a caller that writes it in more than one form. */
+export function signPayloadBytes(secret: string, payload: string): Buffer {
+  return createHmac('sha256', keyOf(secret)).update(payload).digest();
 }
 
 const mac = (secret: string, payload: string) => signPayload(secret, payload).slice(0, MAC_CHARS);

@@ -30,7 +30,7 @@ export interface Config {
   metricsToken: string | null;
   /** SMTP relay (`smtp://user:pass@host:port`, `smtps://...`); null: the development outbox keeps every message in the database. */
   smtpUrl: string | null;
-  /** Domain of the VERP return path (`bounce+<delivery>@domain`) and of Message-IDs. */
+  /** Domain of the VERP return path (`bounce+<delivery>.<mark>@domain`) and of Message-IDs. */
   bounceDomain: string;
   /** Port of the inbound SMTP listener taking bounce and complaint reports for the bounce domain; null: not started. */
   bounceSmtpPort: number | null;

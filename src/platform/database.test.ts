@@ -20,7 +20,8 @@ describe('openPGlite on a folder', () => {
     const again = await openPGlite(dir);
     expect((await sql<{ note: string }>`SELECT note FROM kept WHERE id = 1`.execute(again.db)).rows).toEqual([{ note: 'écrit avant' }]);
     await again.close();
-  });
+    // initdb in a child process, then two starts of PGlite: seconds on a busy machine, not the default 5.
+  }, 60_000);
 
   it('fails with the folder and the reason when the folder cannot be made', async () => {
     const file = join(root, 'a-file');

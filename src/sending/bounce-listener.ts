@@ -1,6 +1,6 @@
 /**
  * The inbound SMTP listener of the return path. It takes mail only for envoi's own addresses on the
- * bounce domain (`bounce+<delivery>@domain`, the VERP envelope sender of every message sent) and
+ * bounce domain (`bounce+<delivery>.<mark>@domain`, the VERP envelope sender of every message sent) and
  * refuses every other recipient with 550 at RCPT TO, so it can never be used as a relay.
  *
  * A message to an address it knows is always answered 250 once it is stored or found meaningless:
@@ -11,7 +11,7 @@ import { domainToASCII } from 'node:url';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { ParsedMail } from 'mailparser';
 import type { AppContext } from '../platform/context.ts';
-import { parseVerp } from '../mail/compose.ts';
+import { parseUnsubscribeLocalPart, parseVerpLocalPart } from '../mail/compose.ts';
 import { classifyInbound, parseInbound } from './bounce-rules.ts';
 import { applyBounce } from './bounce-service.ts';
 import { unsubscribeDelivery } from './tracking-service.ts';
@@ -24,15 +24,15 @@ export type ListenerLog = (level: 'info' | 'warn' | 'error', message: string, fi
  */
 export interface InboundAddressKind {
   name: string;
-  /** the id the local part names, or null when the local part is not of this kind */
-  match(localPart: string): string | null;
+  /** the id the local part names, or null when the local part is not a genuine one of this kind (its mark is checked with `secret`) */
+  match(localPart: string, secret: string | null): string | null;
   /** Handles one message for one address; throws only for a failure of ours. Resolves with what to log. */
   handle(ctx: AppContext, mail: ParsedMail, id: string): Promise<Record<string, unknown>>;
 }
 
 export const bounceAddress: InboundAddressKind = {
   name: 'bounce',
-  match: (localPart) => parseVerp(`${localPart}@x`),
+  match: parseVerpLocalPart,
   async handle(ctx, mail, deliveryId) {
     const c = classifyInbound(mail);
     if (c.type === 'ignore') return { outcome: 'ignored', reason: c.reason };
@@ -41,15 +41,10 @@ export const bounceAddress: InboundAddressKind = {
   },
 };
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The List-Unsubscribe mailto of a delivery (see unsubscribeTargets in src/mail/compose.ts). */
+/** The List-Unsubscribe mailto of a delivery (see deliveryTargets in src/mail/compose.ts). */
 export const unsubscribeAddress: InboundAddressKind = {
   name: 'unsubscribe',
-  match: (localPart) => {
-    const m = /^unsubscribe\+(.+)$/i.exec(localPart);
-    return m && UUID.test(m[1]!) ? m[1]!.toLowerCase() : null;
-  },
+  match: parseUnsubscribeLocalPart,
   async handle(ctx, _mail, deliveryId) {
     const r = await unsubscribeDelivery(ctx, deliveryId, { method: 'mailto', everything: false, ip: null, userAgent: null });
     return r ? { outcome: r.withdrew ? 'unsubscribed' : 'already_unsubscribed' } : { outcome: 'unknown_delivery' };
@@ -59,14 +54,14 @@ export const unsubscribeAddress: InboundAddressKind = {
 export const INBOUND_KINDS: readonly InboundAddressKind[] = [bounceAddress, unsubscribeAddress];
 
 /** The kind and id an envelope recipient stands for, or null when it is not one of ours. */
-export function resolveRecipient(address: string, bounceDomain: string, kinds: readonly InboundAddressKind[] = INBOUND_KINDS): { kind: InboundAddressKind; id: string } | null {
+export function resolveRecipient(address: string, bounceDomain: string, secret: string | null, kinds: readonly InboundAddressKind[] = INBOUND_KINDS): { kind: InboundAddressKind; id: string } | null {
   const at = address.lastIndexOf('@');
   if (at <= 0) return null;
   const domain = domainToASCII(address.slice(at + 1).toLowerCase());
   if (!domain || domain !== bounceDomain.toLowerCase()) return null;
   const local = address.slice(0, at);
   for (const kind of kinds) {
-    const id = kind.match(local);
+    const id = kind.match(local, secret);
     if (id !== null) return { kind, id };
   }
   return null;
@@ -119,7 +114,7 @@ export async function startBounceListener(ctx: AppContext, opts: BounceListenerO
     logger: false,
 
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void) {
-      if (!resolveRecipient(address.address, domain, kinds)) return cb(smtpError(550, `<${address.address}>: no such mailbox here (this server only takes reports about mail it sent)`));
+      if (!resolveRecipient(address.address, domain, ctx.config.secret, kinds)) return cb(smtpError(550, `<${address.address}>: no such mailbox here (this server only takes reports about mail it sent)`));
       if (session.envelope.rcptTo.length >= maxRecipients) return cb(smtpError(452, 'too many recipients'));
       cb();
     },
@@ -132,7 +127,7 @@ export async function startBounceListener(ctx: AppContext, opts: BounceListenerO
       });
       stream.on('end', () => {
         if (stream.sizeExceeded) return cb(smtpError(552, `message larger than ${maxBytes} bytes`));
-        const targets = session.envelope.rcptTo.map((r) => resolveRecipient(r.address, domain, kinds)).filter((t): t is NonNullable<typeof t> => t !== null);
+        const targets = session.envelope.rcptTo.map((r) => resolveRecipient(r.address, domain, ctx.config.secret, kinds)).filter((t): t is NonNullable<typeof t> => t !== null);
         receive(Buffer.concat(chunks), targets).then(
           () => cb(null, 'report received'),
           (e: unknown) => {

@@ -108,8 +108,9 @@ export async function unsubscribe(ctx: AppContext, token: string, opts: { method
 }
 
 /**
- * The same for a delivery named by the List-Unsubscribe mailto (`unsubscribe+<delivery>@...`): the
- * address is only in the message, like the link, and a mail to it is the person's request.
+ * The same for a delivery named by the List-Unsubscribe mailto (`unsubscribe+<delivery>.<mark>@...`): the
+ * address, marked like the link (src/mail/compose.ts), is only in the message, and a mail to it is the
+ * person's request.
  */
 export async function unsubscribeDelivery(ctx: AppContext, deliveryId: string, opts: { method: UnsubscribeMethod; everything: boolean } & Visitor) {
   const t = await targetById(ctx, deliveryId);

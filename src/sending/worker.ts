@@ -28,7 +28,7 @@ import { decide, PolicyInputError, type Decision, type PolicyMessage } from '../
 import { render, TemplateError, type CompiledTemplate } from '../mail/render.ts';
 import { compiledVersion, contactData } from '../mail/template-service.ts';
 import type { VersionContent } from '../mail/template-store.ts';
-import { composeMessage, ComposeError, unsubscribeTargets } from '../mail/compose.ts';
+import { composeMessage, ComposeError, deliveryTargets } from '../mail/compose.ts';
 import { MessageBuffers } from '../mail/message-buffers.ts';
 import { outboxTransport, type MailTransport } from '../mail/transport.ts';
 import { relayTransport } from '../mail/relay-transport.ts';
@@ -227,7 +227,7 @@ export class Worker {
       smtpUrl ? relayTransport({ url: smtpUrl, maxConnections: Math.ceil(inFlight / perSession), perSession, dkim: ctx.config.dkim }) : outboxTransport(ctx.db);
     this.transports = { transactional: transport(this.#inFlight.transactional, 1), bulk: transport(this.#inFlight.bulk, 2) };
     this.#recorder = new Recorder((batch) => this.#write(batch));
-    const sample = unsubscribeTargets(ctx.config.publicUrl, ctx.config.secret, '00000000-0000-4000-8000-000000000000', ctx.config.bounceDomain).url;
+    const sample = deliveryTargets(ctx.config.publicUrl, ctx.config.secret, '00000000-0000-4000-8000-000000000000', ctx.config.bounceDomain).url;
     this.#plainUnsubscribeUrls = URL.canParse(sample) && new URL(sample).href === sample && !sample.includes('?') && !sample.includes('#');
     this.#domains = new DomainLimiter(opts.domainConcurrency ?? ctx.config.domainConcurrency);
   }
@@ -484,7 +484,7 @@ export class Worker {
     let compiled: CompiledTemplate;
     let rendered: ReturnType<typeof render>;
     let html: ReturnType<typeof encodeHtml>;
-    const unsubscribe = unsubscribeTargets(ctx.config.publicUrl, ctx.config.secret, row.id, ctx.config.bounceDomain);
+    const targets = deliveryTargets(ctx.config.publicUrl, ctx.config.secret, row.id, ctx.config.bounceDomain);
     try {
       if (m.template_id && m.template_version !== null && m.v_body !== null) compiled = await compiledVersion(m.template_id, m.template_version, versionContent(m));
       else if (m.inline) compiled = await compiledInline(m.inline as InlineContent);
@@ -494,7 +494,7 @@ export class Worker {
         contact: { ...contactData(contact), email: row.email },
         event,
         vars: m.c_kind === 'repermission' ? { ...(m.variables as Record<string, unknown>), ...repermissionLinks(ctx.config.publicUrl, this.#secret, row.id, m.c_deadline!) } : ((m.variables as Record<string, unknown>) ?? {}),
-        unsubscribe: this.#unsubscribeLinks(unsubscribe.url),
+        unsubscribe: this.#unsubscribeLinks(targets.url),
       };
       rendered = render(compiled, data, 'send');
       // A versioned template's HTML part is spliced from its skeleton, built once per version (src/mail/mime-skeleton.ts).
@@ -518,7 +518,8 @@ export class Worker {
         text: rendered.text,
         date: now,
         bounceDomain: ctx.config.bounceDomain,
-        unsubscribe: m.category === 'transactional' ? null : unsubscribe,
+        returnPath: targets.returnPath,
+        unsubscribe: m.category === 'transactional' ? null : targets,
         alloc: this.transports[lane].releasesMessage ? this.#buffers.take : undefined,
       });
     } catch (e) {

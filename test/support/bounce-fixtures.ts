@@ -1,6 +1,7 @@
 /*
  * Reports as real mail systems write them, modelled on samples from Postfix, Microsoft Exchange /
- * Outlook.com, Gmail and a Yahoo-style feedback loop: what comes back to `bounce+<delivery>@domain`.
+ * Outlook.com, Gmail and a Yahoo-style feedback loop: what comes back to the VERP address of a delivery
+ * (the listener reads the envelope recipient; the copies of it in these bodies are for realism only).
  * Line ends are CRLF, as they travel over SMTP.
  */
 

@@ -45,7 +45,7 @@ export interface AcceptedMessage {
   raw: Buffer;
   /** the exact reply line the server gave */
   response: string;
-  /** from the VERP return path `bounce+<delivery id>@...`, null for other senders */
+  /** from the VERP return path `bounce+<delivery id>.<mark>@...`, null for other senders */
   deliveryId: string | null;
 }
 
@@ -85,7 +85,7 @@ export function firstTimes<A extends unknown[]>(n: number, fault: Fault | ((...a
 
 export const reply = (code: number, text: string): Fault => ({ code, text });
 
-const VERP = /^bounce\+([0-9a-f-]{36})@/i;
+const VERP = /^bounce\+([0-9a-f-]{36})\.[0-9a-f]+@/i;
 // A TLS record of type alert (21), TLS 1.2, length 2: fatal (2), handshake_failure (40).
 const HANDSHAKE_FAILURE_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
 
