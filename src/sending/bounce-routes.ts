@@ -8,7 +8,7 @@ const MAX_EVENTS = 1000;
 
 const ReportedEvent = Type.Object(
   {
-    delivery_id: Type.Optional(Type.String({ format: 'uuid', description: 'the delivery (also the local part of the VERP return path and of the Message-ID)' })),
+    delivery_id: Type.Optional(Type.String({ format: 'uuid', description: 'the delivery (its id is also in the VERP return path, bounce+<id>.<mark>@, and in the Message-ID)' })),
     message_id: Type.Optional(
       Type.String({ minLength: 1, maxLength: 255, description: 'the id returned by POST /v1/messages (with email), or the Message-ID header envoi set, <delivery id@domain>' }),
     ),
