@@ -116,7 +116,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** The HMAC behind a delivery's unsubscribe token and address marks. */
 const sealOf = (secret: string, deliveryId: string) => signPayloadBytes(secret, `unsubscribe:${deliveryId}`);
 const markOf = (seal: Buffer) => seal.toString('hex', 0, 8).slice(0, MARK_CHARS);
-const tokenOf = (seal: Buffer) => seal.toString('base64url').slice(0, 22);
+/** The unsubscribe link's token: the id and the seal's first 132 bits, base64url; the id alone without a secret. */
+const tokenOf = (deliveryId: string, seal: Buffer | null) => (seal ? `${deliveryId}.${seal.toString('base64url').slice(0, 22)}` : deliveryId);
 
 /** `<prefix><id>.<mark>`, or `<prefix><id>` without a secret. */
 function markedLocalPart(prefix: string, deliveryId: string, secret: string | null, seal = secret ? sealOf(secret, deliveryId) : null): string {
@@ -162,7 +163,7 @@ export function parseUnsubscribeLocalPart(localPart: string, secret: string | nu
  * random UUID nobody else sees) is the token.
  */
 export function unsubscribeToken(secret: string | null, deliveryId: string): string {
-  return secret ? `${deliveryId}.${tokenOf(sealOf(secret, deliveryId))}` : deliveryId;
+  return tokenOf(deliveryId, secret ? sealOf(secret, deliveryId) : null);
 }
 
 /** The delivery id an unsubscribe token is for, or null when it is not genuine. */
@@ -170,7 +171,7 @@ export function verifyUnsubscribeToken(secret: string | null, token: string): st
   const [id, mac, ...rest] = token.split('.');
   if (!id || rest.length || !UUID.test(id)) return null;
   if (!secret) return mac === undefined ? id.toLowerCase() : null;
-  return mac !== undefined && safeEqual(mac, tokenOf(sealOf(secret, id))) ? id.toLowerCase() : null;
+  return mac !== undefined && safeEqual(token, tokenOf(id, sealOf(secret, id))) ? id.toLowerCase() : null;
 }
 
 /**
@@ -181,7 +182,7 @@ export function deliveryTargets(publicUrl: string, secret: string | null, delive
   const seal = secret ? sealOf(secret, deliveryId) : null;
   const domain = asciiBounceDomain(bounceDomain);
   return {
-    url: `${publicUrl.replace(/\/+$/, '')}/u/${seal ? `${deliveryId}.${tokenOf(seal)}` : deliveryId}`,
+    url: `${publicUrl.replace(/\/+$/, '')}/u/${tokenOf(deliveryId, seal)}`,
     mailto: `mailto:${markedLocalPart(UNSUBSCRIBE_PREFIX, deliveryId, secret, seal)}@${domain}?subject=unsubscribe`,
     returnPath: `${markedLocalPart(BOUNCE_PREFIX, deliveryId, secret, seal)}@${domain}`,
   };
