@@ -137,7 +137,7 @@ const UNSUBSCRIBE_PREFIX = 'unsubscribe+';
 
 /** The VERP return path of a delivery: `bounce+<delivery id>.<mark>@<bounce domain>`. */
 export function verpAddress(deliveryId: string, bounceDomain: string, secret: string | null): string {
-  return `${markedLocalPart(BOUNCE_PREFIX, deliveryId, secret)}@${bounceDomain}`;
+  return `${markedLocalPart(BOUNCE_PREFIX, deliveryId, secret)}@${asciiBounceDomain(bounceDomain)}`;
 }
 
 /** The delivery id of a genuine VERP local part (case aside), or null: for the bounce listener. */
