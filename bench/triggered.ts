@@ -698,7 +698,7 @@ export async function triggeredBench() {
           measure: `[backlog] worker hand-offs/s, API idle (${workerCount} worker${workerCount > 1 ? 's' : ''})`,
           value: fmt(rate, 0),
           baseline: `${fmt(b.sent, 0)} of ${fmt(b.deliveries, 0)} sent in ${fmt(Number(b.send_span_s), 1)} s`,
-          ratio: `${fmt(rate / Math.max(1, ...runs.map((r) => (r.triggered as LoadResult).acceptedPerSecond)), 1)}x best 202/s`,
+          ratio: `${r2(rate, queued.acceptedPerSecond)} the 202/s above`,
         },
         { measure: '[backlog] CPU ms per message: workers / postgres', value: `${fmt(workerMs, 2)} / ${fmt(pgMs, 2)}` },
         { measure: '[backlog] CPU cores while draining', value: coresLine(drainCores), baseline: `machine busy ${fmt(drainCores.machineBusy, 2)} of 2` },
