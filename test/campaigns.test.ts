@@ -227,6 +227,34 @@ describe('event lifecycle mail', () => {
     expect(sink.received.slice(before).flatMap((m) => m.rcptTo).sort()).toEqual(['fan0@example.com', 'fan1@example.com', 'fan3@example.com', 'latecomer@example.com']);
   });
 
+  it('moves a reminder and a thank-you waiting at their default time when the event is postponed; a chosen time stays', async () => {
+    const day = 86_400_000;
+    const start = new Date(t.clock.now.getTime() + 40 * day);
+    const ev = await api('POST', `/v1/audiences/${audienceId}/events`, { name: 'Moving', starts_at: start.toISOString(), ends_at: new Date(start.getTime() + day).toISOString(), time_zone: 'Europe/Paris' });
+    expectStatus(ev, 201);
+    const tpl = await api('POST', `/v1/audiences/${audienceId}/templates`, { name: 'Moving info', language: 'en', category: 'participation', event_id: ev.body.id, subject: 'Tomorrow', body: '<p>See you</p>' });
+    const mail = (body: object) => api('POST', `/v1/events/${ev.body.id}/mail`, { template_id: tpl.body.id, ...body });
+    const reminder = (await mail({ kind: 'reminder' })).body;
+    const thanks = (await mail({ kind: 'thank_you' })).body;
+    const chosenAt = new Date(start.getTime() - 3 * day).toISOString();
+    const chosen = (await mail({ kind: 'reminder', send_at: chosenAt })).body;
+
+    const later = new Date(start.getTime() + 30 * day);
+    expectStatus(await api('PATCH', `/v1/events/${ev.body.id}`, { starts_at: later.toISOString(), ends_at: new Date(later.getTime() + day).toISOString() }), 200);
+    const r = await campaign(reminder.id);
+    const k = await campaign(thanks.id);
+    // Compared as Paris wall-clock times: 30 days may cross a daylight-saving change.
+    const paris = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    const parisDay = (d: Date) => paris.format(d).slice(0, 10);
+    expect(paris.format(new Date(r.send_at))).toBe(`${parisDay(new Date(later.getTime() - day))}, 09:00`);
+    expect(r.next_run_at).toBe(r.send_at);
+    expect(paris.format(new Date(k.send_at))).toBe(`${parisDay(new Date(later.getTime() + 2 * day))}, 10:00`);
+    expect((await campaign(chosen.id)).send_at).toBe(chosenAt);
+    // A rename alone moves nothing.
+    expectStatus(await api('PATCH', `/v1/events/${ev.body.id}`, { name: 'Moved' }), 200);
+    expect((await campaign(reminder.id)).send_at).toBe(r.send_at);
+  });
+
   it('refuses event mail after the end + 7 days, with the reason, and marketing or invitations as event mail', async () => {
     const ev = (await api('GET', `/v1/events/${eventId}`)).body;
     const late = new Date(new Date(ev.ends_at).getTime() + 9 * 86_400_000).toISOString();

@@ -90,3 +90,31 @@ describe('exports', () => {
     expect((await api('GET', '/v1/exclusions/export', undefined, other.apiKey)).text).not.toContain('a@example.com');
   });
 });
+
+describe('consent dated in the past', () => {
+  const consents = (contactId: string) => `/v1/audiences/${audienceId}/contacts/${contactId}/consents`;
+  const contact = async (email: string) => (await api('POST', `/v1/audiences/${audienceId}/contacts`, { email })).body.id as string;
+  const isoAgo = (days: number) => new Date(t.clock.now.getTime() - days * 86_400_000).toISOString();
+
+  it('an older opt-in recorded after a withdrawal does not re-subscribe the person', async () => {
+    const id = await contact('withdrew-then-old-proof@example.com');
+    expectStatus(await api('POST', consents(id), { action: 'given', method: 'api', wording: WORDING, wording_version: '1', at: isoAgo(30) }), 201);
+    expectStatus(await api('POST', consents(id), { action: 'withdrawn', method: 'back_office', at: isoAgo(10) }), 201);
+    // A proof from a paper form of long ago, imported afterwards: kept in the ledger, but not the latest change.
+    expectStatus(await api('POST', consents(id), { action: 'given', method: 'import', wording: WORDING, wording_version: 'paper', at: isoAgo(400) }), 201);
+    const state = (await api('GET', consents(id))).body;
+    expect(state.marketing_authorized_at).toBeNull();
+    expect(new Date(state.marketing_withdrawn_at).toISOString()).toBe(isoAgo(10));
+    expect(state.records).toHaveLength(3);
+    expect((await dry(mkt, id)).blocked).toEqual({ unsubscribed: 1 });
+  });
+
+  it('an older withdrawal recorded after an opt-in does not end it; a newer one does', async () => {
+    const id = await contact('old-withdrawal@example.com');
+    expectStatus(await api('POST', consents(id), { action: 'given', method: 'api', wording: WORDING, wording_version: '1', at: isoAgo(5) }), 201);
+    expectStatus(await api('POST', consents(id), { action: 'withdrawn', method: 'import', at: isoAgo(50) }), 201);
+    expect((await dry(mkt, id)).allowed).toBe(1);
+    expectStatus(await api('POST', consents(id), { action: 'withdrawn', method: 'api' }), 201);
+    expect((await dry(mkt, id)).allowed).toBe(0);
+  });
+});

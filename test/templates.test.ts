@@ -46,6 +46,25 @@ describe('templates', () => {
     expect(list.body.templates.map((x: any) => x.id)).toContain(r.body.id);
   });
 
+  it('refuses a marketing template without an unsubscribe link, on creation and on edit', async () => {
+    const news = { name: 'News', category: 'marketing', language: 'en', subject: 'News', body: '<p>Our news</p>' };
+    const bare = await t.request('POST', base(), { token: org.apiKey, body: news });
+    expectStatus(bare, 400);
+    expect(bare.body.error.code).toBe('unsubscribe_link_missing');
+    for (const body of ['<p>News <a href="[UNSUBLINK]">stop</a></p>', '<p>News <a href="{{ unsubscribe_url_fr }}">stop</a></p>', mjml('<mj-button href="{{ no_url }}">No</mj-button>')]) {
+      expectStatus(await t.request('POST', base(), { token: org.apiKey, body: { ...news, body, format: body.startsWith('<mjml') ? 'mjml' : 'html' } }), 201);
+    }
+    const withText = await t.request('POST', base(), { token: org.apiKey, body: { ...news, text: 'Unsubscribe: [UNSUBLINK]' } });
+    expectStatus(withText, 201);
+    const ok = await t.request('POST', base(), { token: org.apiKey, body: { ...news, body: '<p>News [UNSUBLINK]</p>' } });
+    const edit = await t.request('PATCH', `${base()}/${ok.body.id}`, { token: org.apiKey, body: { body: '<p>News, no way out</p>' } });
+    expectStatus(edit, 400);
+    expect(edit.body.error.code).toBe('unsubscribe_link_missing');
+    // Transactional and event mail need none.
+    expectStatus(await t.request('POST', base(), { token: org.apiKey, body: { ...news, category: 'transactional' } }), 201);
+    expectStatus(await t.request('POST', `${base()}/from-builtin`, { token: org.apiKey, body: { builtin: 're_permission', language: 'fr' } }), 201);
+  });
+
   it('refuses a template that does not compile, saying where', async () => {
     const liquid = await t.request('POST', base(), {
       token: org.apiKey,

@@ -70,4 +70,20 @@ describe('csvStream', () => {
       ['b@example.com', 'Bo, "B"', ''],
     ]);
   });
+
+  it('quotes every cell holding a line break, so that a multi-line cell stays one cell for any CSV reader', async () => {
+    const cols = [
+      { key: 'email', label: 'Email' },
+      { key: 'last_name', label: 'Last name' },
+    ];
+    const out = await text(csvStream(cols, rows([{ email: 'a@example.com', last_name: 'Multi\nLine' }, { email: 'b@example.com', last_name: 'Old\rMac' }, { email: 'c@example.com', last_name: 'Win\r\nDows' }])));
+    expect(out).toBe('Email,Last name\r\na@example.com,"Multi\nLine"\r\nb@example.com,"Old\rMac"\r\nc@example.com,"Win\r\nDows"\r\n');
+    // A reader that ends a row at a bare \n (Python's csv, spreadsheets) sees three rows of two cells.
+    expect(parse(out, { record_delimiter: ['\n', '\r\n', '\r'] })).toEqual([
+      ['Email', 'Last name'],
+      ['a@example.com', 'Multi\nLine'],
+      ['b@example.com', 'Old\rMac'],
+      ['c@example.com', 'Win\r\nDows'],
+    ]);
+  });
 });

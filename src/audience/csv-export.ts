@@ -61,7 +61,9 @@ export function csvStream(columns: ExportColumn[], rows: AsyncIterable<ExportRow
     yield columns.map((c) => neutraliseFormula(c.label));
     for await (const row of rows) yield columns.map((c) => neutraliseFormula(formatCell(cellOf(row, c.key))));
   }
-  const out = stringify({ delimiter: opts.delimiter ?? ',', bom: opts.bom ?? false, record_delimiter: 'windows' });
+  // csv-stringify quotes a cell holding the record delimiter (\r\n) but not a lone \n or \r, which
+  // Excel, LibreOffice and most CSV readers take as the end of the row: quote any line break.
+  const out = stringify({ delimiter: opts.delimiter ?? ',', bom: opts.bom ?? false, record_delimiter: 'windows', quoted_match: /[\r\n]/ });
   // A failure half-way (database gone) destroys the output: the client sees a cut transfer, never a
   // silently short file that looks complete.
   return pipeline(Readable.from(records()), out, () => {});

@@ -3,6 +3,7 @@ import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './service.ts';
+import { followEventTimes } from '../campaigns/service.ts';
 import { MAX_MESSAGES_PAGE, contactMessages } from './contact-messages.ts';
 
 const Id = Type.String({ format: 'uuid' });
@@ -75,8 +76,16 @@ export function audienceRoutes(app: App, ctx: AppContext) {
     return svc.createEvent(ctx, requireRole(req, 'editor'), req.params.audienceId, req.body);
   });
   app.get('/v1/events/:eventId', { schema: { ...t('events', 'One event'), params: Type.Object({ eventId: Id }) } }, async (req) => svc.eventFor(ctx, requireRole(req), req.params.eventId));
-  app.patch('/v1/events/:eventId', { schema: { ...t('events', 'Edit an event'), params: Type.Object({ eventId: Id }), body: Type.Partial(EventBody) } }, async (req) =>
-    svc.updateEvent(ctx, requireRole(req, 'editor'), req.params.eventId, req.body),
+  app.patch(
+    '/v1/events/:eventId',
+    { schema: { ...t('events', 'Edit an event'), description: 'A reminder or thank-you still waiting at its default time moves with new dates; one set at a chosen time stays.', params: Type.Object({ eventId: Id }), body: Type.Partial(EventBody) } },
+    async (req) => {
+      const p = requireRole(req, 'editor');
+      const before = await svc.eventFor(ctx, p, req.params.eventId);
+      const after = await svc.updateEvent(ctx, p, req.params.eventId, req.body);
+      await followEventTimes(ctx, after.id, before, after);
+      return after;
+    },
   );
   app.get('/v1/audiences/:audienceId/communities', { schema: { ...t('communities', 'Communities of an audience'), params: Type.Object({ audienceId: Id }) } }, async (req) => ({
     communities: await svc.listCommunities(ctx, requireRole(req), req.params.audienceId),

@@ -9,7 +9,7 @@ import { isConnectionError } from '../platform/database.ts';
 import type { CampaignStatus, CampaignTarget, EventMailKind } from '../platform/schema.ts';
 import { explain } from '../consent/rules.ts';
 import { answersOfCampaign } from '../consent/service.ts';
-import { eventMailProblem, eventMailSendAt } from './event-mail-rules.ts';
+import { DEFAULT_TIMING, eventMailProblem, eventMailSendAt, type EventTimes } from './event-mail-rules.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import type { Principal } from '../organisations/service.ts';
 import { audienceFor, eventFor } from '../audience/service.ts';
@@ -297,6 +297,27 @@ export async function scheduleEventMail(ctx: AppContext, p: Principal, eventId: 
     { name: input.name ?? `${input.kind.replace('_', ' ')}: ${event.name}`, template_id: t.id, target: { filter: { event: { in: [event.id] } } }, send_at: sendAt.toISOString(), start: true },
     { kind: 'event', event_mail: input.kind, event_id: event.id },
   );
+}
+
+/**
+ * After an event moved (PATCH /v1/events/{id}), its reminder and thank-you that still wait at their
+ * default time (the day before the old start, the day after the old end) move with it: a postponed
+ * event must not get "see you tomorrow" a month early, nor "thank you for coming" before it happens.
+ * A send time the organiser chose is theirs and stays. Returns how many campaigns moved.
+ */
+export async function followEventTimes(ctx: AppContext, eventId: string, before: EventTimes, after: EventTimes): Promise<number> {
+  const same = before.starts_at.getTime() === after.starts_at.getTime() && before.ends_at.getTime() === after.ends_at.getTime() && before.time_zone === after.time_zone;
+  if (same) return 0;
+  const now = ctx.now();
+  let moved = 0;
+  for (const c of await store.listEventCampaigns(ctx.db, eventId)) {
+    if (c.status !== 'scheduled' || !c.event_mail || !DEFAULT_TIMING[c.event_mail] || !c.send_at) continue;
+    if (eventMailSendAt(c.event_mail, before, null, now).getTime() !== c.send_at.getTime()) continue;
+    const next = eventMailSendAt(c.event_mail, after, null, now);
+    const at = next.getTime() < now.getTime() ? now : next;
+    if (await store.updateIf(ctx.db, c.id, ['scheduled'], { send_at: at, next_run_at: at, updated_at: now })) moved++;
+  }
+  return moved;
 }
 
 export async function listEventMail(ctx: AppContext, p: Principal, eventId: string) {

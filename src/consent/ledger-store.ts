@@ -45,8 +45,19 @@ export async function appendRecord(trx: Transaction<DB>, r: NewRecord): Promise<
     .values({ ...content, org_id: r.org_id, contact_id: r.contact_id, email: r.email_lower, ip: r.ip, user_agent: r.user_agent, prev_hash: prev, hash: recordHash(prev, content) })
     .returningAll()
     .executeTakeFirstOrThrow();
+  // The contact's columns follow the latest change by its date, not by when it was recorded: a proof
+  // imported with an earlier `at` (an opt-in collected on paper in 2019) must not undo a withdrawal
+  // made since, nor an old withdrawal end a newer opt-in. It stays in the ledger either way.
   const state = stateAfter(r.action, r.at);
-  if (state) await trx.updateTable('contacts').set(state).where('id', '=', r.contact_id).where('org_id', '=', r.org_id).execute();
+  if (state) {
+    await trx
+      .updateTable('contacts')
+      .set(state)
+      .where('id', '=', r.contact_id)
+      .where('org_id', '=', r.org_id)
+      .where(sql<boolean>`coalesce(greatest(marketing_authorized_at, marketing_withdrawn_at), '-infinity'::timestamptz) <= ${r.at}`)
+      .execute();
+  }
   return row;
 }
 

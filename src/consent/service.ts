@@ -66,8 +66,11 @@ export async function recordConsent(ctx: AppContext, p: Principal, audienceId: s
   if ((input.action === 'given' || input.action === 'confirmed') && !input.wording) {
     throw badRequest('wording_required', 'an opt-in is only a proof with the exact wording the person agreed to: give wording (and wording_version)');
   }
-  if (input.at && input.at.getTime() > ctx.now().getTime() + 60_000) throw badRequest('invalid_at', 'a consent change cannot be dated in the future');
-  return publicRecord(await appendConsent(ctx.db, c, { ...input, actor: `${p.kind}:${p.id}` }, ctx.now()));
+  const now = ctx.now();
+  if (input.at && input.at.getTime() > now.getTime() + 60_000) throw badRequest('invalid_at', 'a consent change cannot be dated in the future');
+  // Within the minute of clock slack, a date just ahead of ours is now: a later change must not sort before it.
+  const at = input.at && input.at.getTime() > now.getTime() ? now : input.at;
+  return publicRecord(await appendConsent(ctx.db, c, { ...input, at, actor: `${p.kind}:${p.id}` }, now));
 }
 
 export function publicRecord(r: store.ConsentRecordRow) {

@@ -151,12 +151,25 @@ async function checkScope(ctx: AppContext, p: Principal, audienceId: string, eve
 }
 
 async function compileChecked(content: store.VersionContent): Promise<CompiledTemplate> {
+  let compiled: CompiledTemplate;
   try {
-    return await compileTemplate(sourceOf(content));
+    compiled = await compileTemplate(sourceOf(content));
   } catch (e) {
     throw asBadRequest(e);
   }
+  // Marketing mail must let its reader opt out from the message itself: the List-Unsubscribe header is
+  // not shown by every client. A re-permission template's NO link ({{ no_url }}) is such an opt-out.
+  if (content.category === 'marketing' && !compiled.hasUnsubscribeLink && !usesNoUrl(content)) {
+    throw badRequest(
+      'unsubscribe_link_missing',
+      'a marketing template must contain an unsubscribe link: put [UNSUBLINK] (or {{ unsubscribe_url }}) in the body, e.g. <a href="[UNSUBLINK]">Unsubscribe</a>',
+    );
+  }
+  return compiled;
 }
+
+const NO_URL = /\{\{-?\s*no_url\b/;
+const usesNoUrl = (c: store.VersionContent) => NO_URL.test(c.body) || NO_URL.test(c.text_body ?? '');
 
 const createdBy = (p: Principal) => `${p.kind}:${p.id}`;
 
