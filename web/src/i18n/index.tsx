@@ -82,6 +82,16 @@ export function useFormat() {
         const d = parse(v);
         return d && !Number.isNaN(d.getTime()) ? dateTime.format(d) : '';
       },
+      /** In a named zone (an event's), not the browser's; the browser's when the zone is unknown. */
+      dateTimeIn: (v: unknown, timeZone: string) => {
+        const d = parse(v);
+        if (!d || Number.isNaN(d.getTime())) return '';
+        try {
+          return new Intl.DateTimeFormat(locale, { dateStyle: 'short', timeStyle: 'short', timeZone }).format(d);
+        } catch {
+          return dateTime.format(d);
+        }
+      },
       date: (v: unknown) => {
         const d = parse(v);
         return d && !Number.isNaN(d.getTime()) ? date.format(d) : '';

@@ -7,6 +7,7 @@ import { FormDialog } from '../../components/FormDialog.tsx';
 import { Field, QueryStatus } from '../../components/Status.tsx';
 import { useToast } from '../../components/Toast.tsx';
 import { useFormat, useT } from '../../i18n/index.tsx';
+import { zonedInputToIso } from '../../time-zone.ts';
 import { keys, useAudiences, useCommunities, useEvents, type Audience } from './data.ts';
 import { messages } from './messages.ts';
 
@@ -44,7 +45,7 @@ function EventDialog({ audience, onClose }: { audience: Audience; onClose(): voi
       submitLabel={t('common.create')}
       onClose={onClose}
       onSubmit={async () => {
-        await post(`/v1/audiences/${audience.id}/events`, { name, starts_at: new Date(startsAt).toISOString(), ends_at: new Date(endsAt).toISOString(), time_zone: tz });
+        await post(`/v1/audiences/${audience.id}/events`, { name, starts_at: zonedInputToIso(startsAt, tz), ends_at: zonedInputToIso(endsAt, tz), time_zone: tz });
         await qc.invalidateQueries({ queryKey: keys.events(audience.id) });
         toast.success(t('aud.eventCreated', { name }));
       }}
@@ -97,7 +98,7 @@ function AudienceCard({ audience, onNew }: { audience: Audience; onNew(kind: 'ev
                 {events.data.map((e) => (
                   <li key={e.id}>
                     <strong>{e.name}</strong>{' '}
-                    <span className="muted">{t('aud.eventDates', { start: fmt.dateTime(e.starts_at), end: fmt.dateTime(e.ends_at), tz: e.time_zone })}</span>
+                    <span className="muted">{t('aud.eventDates', { start: fmt.dateTimeIn(e.starts_at, e.time_zone), end: fmt.dateTimeIn(e.ends_at, e.time_zone), tz: e.time_zone })}</span>
                   </li>
                 ))}
               </ul>

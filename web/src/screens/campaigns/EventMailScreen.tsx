@@ -87,7 +87,7 @@ function EventMailCard({ event }: { event: EventRow }) {
         <div>
           <h2 id={headingId}>{event.name}</h2>
           <span className="muted">
-            {fmt.dateTime(event.starts_at)} – {fmt.dateTime(event.ends_at)} ({event.time_zone})
+            {fmt.dateTimeIn(event.starts_at, event.time_zone)} – {fmt.dateTimeIn(event.ends_at, event.time_zone)} ({event.time_zone})
           </span>
         </div>
         <IfRole min="editor">

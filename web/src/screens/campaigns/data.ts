@@ -88,6 +88,13 @@ export interface View {
 /** States in which a campaign still moves: its screen polls them. */
 export const isActive = (c: Pick<Campaign, 'status'> | undefined) => !!c && ['scheduled', 'resolving', 'sending'].includes(c.status);
 
+/**
+ * Whether the figures on screen can still change by themselves: a running campaign, or a paused one
+ * whose deliveries already handed to a worker are still going out (pausing holds only what was not yet claimed).
+ */
+export const isMoving = (c: Pick<Campaign, 'status' | 'progress'> | undefined) =>
+  isActive(c) || (!!c && c.status === 'paused' && !!c.progress && c.progress.queued + c.progress.sending + c.progress.deferred > 0);
+
 export const campKeys = {
   list: (audienceId: string) => ['campaigns', 'audience', audienceId] as const,
   one: (id: string) => ['campaigns', id] as const,
@@ -102,12 +109,12 @@ export const useCampaigns = (audienceId: string | null) =>
     queryKey: campKeys.list(audienceId ?? ''),
     queryFn: async () => (await get<{ campaigns: Campaign[] }>(`/v1/audiences/${audienceId}/campaigns`)).campaigns,
     enabled: !!audienceId,
-    refetchInterval: (q) => (q.state.data?.some(isActive) ? 3000 : false),
+    refetchInterval: (q) => (q.state.data?.some(isMoving) ? 3000 : false),
   });
 
-/** A campaign, polled every two seconds while it runs: the live progress. */
+/** A campaign, polled every two seconds while it runs (or, paused, still drains): the live progress. */
 export const useCampaign = (id: string) =>
-  useQuery({ queryKey: campKeys.one(id), queryFn: () => get<Campaign>(`/v1/campaigns/${id}`), refetchInterval: (q) => (isActive(q.state.data) ? 2000 : false) });
+  useQuery({ queryKey: campKeys.one(id), queryFn: () => get<Campaign>(`/v1/campaigns/${id}`), refetchInterval: (q) => (isMoving(q.state.data) ? 2000 : false) });
 
 export const useViews = (audienceId: string | null) =>
   useQuery({ queryKey: campKeys.views(audienceId ?? ''), queryFn: async () => (await get<{ views: View[] }>(`/v1/audiences/${audienceId}/views`)).views, enabled: !!audienceId });

@@ -7,7 +7,7 @@ import { Dot, QueryStatus } from '../../components/Status.tsx';
 import { useToast } from '../../components/Toast.tsx';
 import { useFormat, useT } from '../../i18n/index.tsx';
 import { useAudience } from '../audiences/data.ts';
-import { gridKeys, useContact, useFields } from './data.ts';
+import { gridKeys, useContact, useFields, type FieldDef } from './data.ts';
 import { DeleteContactDialog } from './DeleteContactDialog.tsx';
 import { messages } from './messages.ts';
 import './contacts.css';
@@ -52,12 +52,8 @@ interface ReceivedMessage {
 
 const MESSAGES_PAGE = 50;
 
-function show(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  if (Array.isArray(v)) return v.join(', ');
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
-}
+type Key = keyof typeof messages.en;
+const known = (k: string): k is Key => k in messages.en;
 
 export function ContactDetailScreen() {
   const { audienceId = '', contactId = '' } = useParams();
@@ -93,6 +89,22 @@ export function ContactDetailScreen() {
     }
   }
 
+  // Codes from the API (consent actions and methods, categories, delivery states) in the interface language; the code itself when this version does not know it.
+  const word = (prefix: string, code: string) => {
+    const k = `${prefix}${code}`;
+    return known(k) ? t(k) : code;
+  };
+  // A central field's value as the grid shows it: yes/no, dates and numbers in the interface language.
+  const show = (f: FieldDef, v: unknown): string => {
+    if (v === null || v === undefined || v === '') return '';
+    if (Array.isArray(v)) return v.join(', ');
+    if (f.type === 'boolean') return v ? t('common.yes') : t('common.no');
+    // A date field is a calendar day ("2027-07-01"), not an instant: formatted in UTC so no time zone moves it.
+    if (f.type === 'date' && typeof v === 'string') return new Intl.DateTimeFormat(fmt.locale, { dateStyle: 'medium', timeZone: 'UTC' }).format(new Date(`${v.slice(0, 10)}T00:00:00Z`));
+    if (f.type === 'number' && typeof v === 'number') return fmt.number(v);
+    if (typeof v === 'object') return JSON.stringify(v);
+    return String(v);
+  };
   const central = (fields.data ?? []).filter((f) => f.scope === 'audience');
   return (
     <div className="page contact-detail">
@@ -129,7 +141,7 @@ export function ContactDetailScreen() {
                     {central.map((f) => (
                       <tr key={f.key}>
                         <th scope="row">{f.label || f.key}</th>
-                        <td>{show(c.fields?.[f.key])}</td>
+                        <td>{show(f, c.fields?.[f.key])}</td>
                       </tr>
                     ))}
                     <tr>
@@ -239,8 +251,8 @@ export function ContactDetailScreen() {
                           {consents.data.records.map((r) => (
                             <tr key={r.id}>
                               <td>{fmt.dateTime(r.at)}</td>
-                              <td>{r.action}</td>
-                              <td>{r.method}</td>
+                              <td>{word('c.ledger.', r.action)}</td>
+                              <td>{word('c.how.', r.method)}</td>
                               <td className="proof">
                                 {r.wording && <div>« {r.wording} » {r.wording_version && <span className="muted">v{r.wording_version}</span>}</div>}
                                 {(r.ip || r.user_agent) && <div className="muted">{[r.ip, r.user_agent].filter(Boolean).join(' · ')}</div>}
@@ -287,16 +299,16 @@ export function ContactDetailScreen() {
                             )}
                             {(m.event_name || m.community_name) && <div className="muted">{m.event_name ?? m.community_name}</div>}
                           </td>
-                          <td>{m.category}</td>
+                          <td>{word('c.cat.', m.category)}</td>
                           <td>
-                            {m.status}
+                            {word('c.dst.', m.status)}
                             {m.rule && <div className="muted">{m.rule}</div>}
                           </td>
                           <td>
                             <ul className="events-list">
                               {m.events.map((e, i) => (
                                 <li key={i}>
-                                  <span className="chip">{e.type}</span> {fmt.dateTime(e.at)}
+                                  <span className="chip">{word('c.dst.', e.type)}</span> {fmt.dateTime(e.at)}
                                   {typeof e.detail?.url === 'string' && <span className="muted"> {e.detail.url}</span>}
                                 </li>
                               ))}

@@ -40,6 +40,8 @@ export function ContactsGrid(p: Props) {
   const label = useColumnLabel();
   const byKey = useMemo(() => new Map(p.columns.map((c) => [c.key, c])), [p.columns]);
 
+  const dayFormat = useMemo(() => new Intl.DateTimeFormat(fmt.locale, { dateStyle: 'medium', timeZone: 'UTC' }), [fmt.locale]);
+
   const columnDefs = useMemo<ColumnDef<GridRow>[]>(() => {
     const cell = (col: GridColumn, row: GridRow) => {
       const v = row[col.key];
@@ -71,7 +73,8 @@ export function ContactsGrid(p: Props) {
         case 'datetime':
           return fmt.dateTime(v);
         case 'day':
-          return fmt.date(v);
+          // A calendar day ("2027-07-01"), not an instant: formatted in UTC, or west of Greenwich it shows the day before.
+          return typeof v === 'string' ? dayFormat.format(new Date(`${v.slice(0, 10)}T00:00:00Z`)) : fmt.date(v);
         case 'boolean':
           return <Dot on={Boolean(v)} label={v ? t('common.yes') : t('common.no')} />;
         case 'number':
@@ -120,7 +123,7 @@ export function ContactsGrid(p: Props) {
         ),
       });
     return defs;
-  }, [p.visible, byKey, p.canEdit, p.audienceId, p.onDelete, t, fmt, label]);
+  }, [p.visible, byKey, p.canEdit, p.audienceId, p.onDelete, t, fmt, dayFormat, label]);
 
   const sorting: SortingState = p.sort ? [{ id: p.sort.field, desc: p.sort.dir === 'desc' }] : [];
   const table = useReactTable({

@@ -71,13 +71,13 @@ function ConditionRow({ c, columns, onChange, onRemove, index }: { c: FieldCondi
       {!NO_VALUE_OPS.has(c.op) &&
         col &&
         (c.op === 'in' && col.options ? (
-          <select multiple aria-label={t('c.conditionValue', { n })} value={c.values} onChange={(e) => onChange({ ...c, values: Array.from(e.target.selectedOptions, (o) => o.value) })}>
+          <select multiple required aria-label={t('c.conditionValue', { n })} value={c.values} onChange={(e) => onChange({ ...c, values: Array.from(e.target.selectedOptions, (o) => o.value) })}>
             {col.options.map((o) => (
               <option key={o}>{o}</option>
             ))}
           </select>
         ) : col.type === 'choice' && c.op !== 'in' ? (
-          <select aria-label={t('c.conditionValue', { n })} value={c.value} onChange={(e) => onChange({ ...c, value: e.target.value })}>
+          <select required aria-label={t('c.conditionValue', { n })} value={c.value} onChange={(e) => onChange({ ...c, value: e.target.value })}>
             <option value="" />
             {(col.options ?? []).map((o) => (
               <option key={o}>{o}</option>
@@ -85,6 +85,7 @@ function ConditionRow({ c, columns, onChange, onRemove, index }: { c: FieldCondi
           </select>
         ) : (
           <input
+            required
             type={c.op === 'in' ? 'text' : inputType}
             aria-label={t('c.conditionValue', { n })}
             placeholder={c.op === 'in' ? t('c.commaSeparated') : undefined}
@@ -92,7 +93,7 @@ function ConditionRow({ c, columns, onChange, onRemove, index }: { c: FieldCondi
             onChange={(e) => onChange({ ...c, value: e.target.value })}
           />
         ))}
-      {c.op === 'between' && col && <input type={inputType} aria-label={t('c.conditionValue2', { n })} value={c.value2} onChange={(e) => onChange({ ...c, value2: e.target.value })} />}
+      {c.op === 'between' && col && <input required type={inputType} aria-label={t('c.conditionValue2', { n })} value={c.value2} onChange={(e) => onChange({ ...c, value2: e.target.value })} />}
       <button type="button" className="icon-button" aria-label={t('c.removeCondition', { n })} onClick={onRemove}>
         ×
       </button>

@@ -139,8 +139,10 @@ export function ImportDialog({ audienceId, events, communities, onImported, onCl
         <section aria-labelledby="import-result">
           <h3 id="import-result">{t('c.importDone')}</h3>
           <p role="status">
-            {t('c.importCounts', { rows: fmt.number(report.rows), created: fmt.number(report.created), updated: fmt.number(report.updated), skipped: fmt.number(report.skipped), refused: fmt.number(report.error_count ?? errors.length) })}
+            {/* "skipped" is the count of refused lines (each refusal skips its line): shown once, as refused. */}
+            {t('c.importCounts', { rows: fmt.number(report.rows), created: fmt.number(report.created), updated: fmt.number(report.updated), refused: fmt.number(report.error_count ?? report.skipped) })}
           </p>
+          {report.duplicates > 0 && <p className="muted">{t('c.importDuplicates', { n: fmt.number(report.duplicates) })}</p>}
           {report.ignored_columns?.length > 0 && <p className="muted">{t('c.importIgnored', { columns: report.ignored_columns.join(', ') })}</p>}
           {errors.length > 0 && (
             <table className="simple" aria-label={t('c.importErrors')}>
