@@ -9,6 +9,7 @@ import { audienceRoutes } from './audience/routes.ts';
 import { gridRoutes } from './audience/grid-routes.ts';
 import { importRoutes } from './audience/import-routes.ts';
 import { accountRoutes } from './accounts/routes.ts';
+import { accountPageRoutes } from './accounts/page-routes.ts';
 import { templateRoutes } from './mail/template-routes.ts';
 import { sendingRoutes } from './sending/routes.ts';
 import { consentRoutes } from './consent/routes.ts';
@@ -23,7 +24,7 @@ import { programRoutes } from './programs/routes.ts';
 import { rateCounterFor } from './sending/accept-rate.ts';
 
 /** Every capability's HTTP surface, in one list: the route table the isolation tests walk. */
-export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes, campaignRoutes, signupRoutes, bounceRoutes, reportRoutes, webhookRoutes, programRoutes, metricsRoutes];
+export const ROUTES: RouteModule[] = [organisationRoutes, audienceRoutes, gridRoutes, accountRoutes, accountPageRoutes, importRoutes, templateRoutes, sendingRoutes, consentRoutes, trackingRoutes, campaignRoutes, signupRoutes, bounceRoutes, reportRoutes, webhookRoutes, programRoutes, metricsRoutes];
 
 export interface Envoi {
   config: Config;

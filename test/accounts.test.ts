@@ -426,7 +426,7 @@ describe('secrets stay out of logs and, outside tests, out of answers', () => {
       const signUpRes = await req(base, { email: 'logged@example.com', password, first_name: 'Log' });
       expect(signUpRes.status).toBe(201);
       expect(signUpRes.body).not.toHaveProperty('confirm_token');
-      expect(Object.keys(signUpRes.body).sort()).toEqual(['confirmed', 'contact_created', 'contact_id']);
+      expect(Object.keys(signUpRes.body).sort()).toEqual(['confirmed', 'contact_created', 'contact_id', 'email_sent']);
       expect((await req(`${base}/login`, { email: 'logged@example.com', password: wrong })).status).toBe(401);
       expect((await req(`${base}/login`, { email: 'logged@example.com', password })).status).toBe(200);
       expect((await req(base, { email: 'short@example.com', password: 'short-pw' })).status).toBe(400);
@@ -449,5 +449,133 @@ describe('secrets stay out of logs and, outside tests, out of answers', () => {
       await envoi.close();
       await fresh.drop();
     }
+  });
+});
+
+describe('account emails', () => {
+  const mailOf = async (contactId: string) => (await call('GET', `${contactUrl(contactId)}/messages`)).body.items as Array<{ message_id: string; category: string; origin: string }>;
+  const variablesOf = async (messageId: string) =>
+    (await t.envoi.ctx.db.selectFrom('messages').select(['variables', 'sensitive']).where('id', '=', messageId).executeTakeFirstOrThrow()) as { variables: Record<string, string>; sensitive: boolean };
+
+  it('emails the confirmation link to the page given at sign-up', async () => {
+    const s = await signUp({ page_url: 'https://site.example/account/confirm?from=signup', language: 'en' });
+    expect(s.body.email_sent).toBe(true);
+    const mails = await mailOf(s.contactId);
+    expect(mails).toHaveLength(1);
+    expect(mails[0]).toMatchObject({ category: 'transactional', origin: 'triggered' });
+    const stored = await variablesOf(mails[0]!.message_id);
+    expect(stored.sensitive).toBe(true);
+    expect(stored.variables.confirm_url).toBe(`https://site.example/account/confirm?from=signup&token=${s.confirmToken}`);
+  });
+
+  it('without a page of the caller, links to envoi\'s own page; a bad page is refused before the account is created', async () => {
+    const s = await signUp({ language: 'fr' });
+    expect(s.body.email_sent).toBe(true);
+    const mails = await mailOf(s.contactId);
+    expect(mails).toHaveLength(1);
+    const link = new URL((await variablesOf(mails[0]!.message_id)).variables.confirm_url!);
+    expect(`${link.origin}${link.pathname}`).toBe(`${t.envoi.ctx.config.publicUrl.replace(/\/+$/, '')}/a/${audienceId}/confirm`);
+    expect(link.searchParams.get('lang')).toBe('fr');
+    expect(link.searchParams.get('token')).toBe(s.confirmToken);
+    const email = newEmail('bad-page');
+    const bad = await call('POST', accounts(), { body: { email, password: newPassword(), page_url: 'javascript:alert(1)' } });
+    expectStatus(bad, 400);
+    expect(bad.body.error.code).toBe('invalid_url');
+    expectStatus(await login(email, newPassword()), 401);
+  });
+
+  it('emails a reset link on request (the answer the same with or without an account) and on the organiser\'s action', async () => {
+    const s = await signUp();
+    const page = 'https://site.example/account/reset';
+    const known = await call('POST', `${accounts()}/password-reset-request`, { body: { email: s.email, page_url: page } });
+    const unknown = await call('POST', `${accounts()}/password-reset-request`, { body: { email: newEmail('stranger'), page_url: page } });
+    expectStatus(known, 202);
+    expectStatus(unknown, 202);
+    expect(Object.keys(known.body).filter((k) => k !== 'reset_token')).toEqual(Object.keys(unknown.body));
+    // the confirmation of the sign-up, then the reset link (newest first)
+    let mails = await mailOf(s.contactId);
+    expect(mails).toHaveLength(2);
+    expect((await variablesOf(mails[0]!.message_id)).variables.reset_url).toBe(`${page}?token=${known.body.reset_token}`);
+
+    const byOrganiser = await call('POST', `${contactUrl(s.contactId)}/account/password-reset`, { body: { page_url: page, language: 'fr' } });
+    expectStatus(byOrganiser, 202);
+    expect(byOrganiser.body.email_sent).toBe(true);
+    mails = await mailOf(s.contactId);
+    expect(mails).toHaveLength(3);
+    expect((await variablesOf(mails[0]!.message_id)).variables.reset_url).toBe(`${page}?token=${byOrganiser.body.reset_token}`);
+    expectStatus(await call('POST', `${contactUrl(s.contactId)}/account/password-reset`, { body: { page_url: 'ftp://x' } }), 400);
+    expectStatus(await call('POST', `${contactUrl(s.contactId)}/account/password-reset`, { body: { nope: 1 } }), 400);
+  });
+});
+
+describe("envoi's own account pages", () => {
+  const form = (url: string, fields: Record<string, string>) =>
+    t.request('POST', url, { body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', 'accept-language': 'en' } });
+  const pathOf = (link: string) => { const u = new URL(link); return `${u.pathname}${u.search}`; };
+  const linkOf = async (contactId: string, variable: 'confirm_url' | 'reset_url') => {
+    const [latest] = (await call('GET', `${contactUrl(contactId)}/messages`)).body.items as Array<{ message_id: string }>;
+    const row = await t.envoi.ctx.db.selectFrom('messages').select('variables').where('id', '=', latest!.message_id).executeTakeFirstOrThrow();
+    return (row.variables as Record<string, string>)[variable]!;
+  };
+
+  it('confirms the address with a button (opening the link alone confirms nothing), once', async () => {
+    const s = await signUp();
+    const link = pathOf(await linkOf(s.contactId, 'confirm_url'));
+    const page = await t.request('GET', link, { headers: { 'accept-language': 'fr-FR,fr;q=0.9' } });
+    expectStatus(page, 200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expect(page.headers['referrer-policy']).toBe('no-referrer');
+    expect(page.text).toContain('Confirmer mon adresse');
+    expect(page.text).toContain(`value="${s.confirmToken}"`);
+    expect((await accountOf(s.contactId)).confirmed).toBe(false);
+    const done = await form(`/a/${audienceId}/confirm`, { token: s.confirmToken, lang: 'en' });
+    expectStatus(done, 200);
+    expect(done.text).toContain('Your address is confirmed');
+    expect((await accountOf(s.contactId)).confirmed).toBe(true);
+    const again = await form(`/a/${audienceId}/confirm`, { token: s.confirmToken });
+    expectStatus(again, 400);
+    expect(again.text).toContain('already been used');
+  });
+
+  it('sets a new password on the reset page: mismatch and weak passwords are shown on the page, the token then works once', async () => {
+    const s = await signUp();
+    expectStatus(await call('POST', `${contactUrl(s.contactId)}/account/password-reset`), 202);
+    const link = await linkOf(s.contactId, 'reset_url');
+    const token = new URL(link).searchParams.get('token')!;
+    const page = await t.request('GET', pathOf(link), { headers: { 'accept-language': 'en' } });
+    expectStatus(page, 200);
+    expect(page.text).toContain('type="password"');
+    const url = `/a/${audienceId}/reset`;
+    const fresh = newPassword();
+    const mismatch = await form(url, { token, password: fresh, password_again: `${fresh}x` });
+    expectStatus(mismatch, 400);
+    expect(mismatch.text).toContain('The two passwords are not the same');
+    const weak = await form(url, { token, password: 'short', password_again: 'short' });
+    expectStatus(weak, 400);
+    expect(weak.text).toContain('role="alert"');
+    expect(weak.text).toContain(`value="${token}"`);
+    const done = await form(url, { token, password: fresh, password_again: fresh });
+    expectStatus(done, 200);
+    expect(done.text).toContain('Your password is changed');
+    expectStatus(await login(s.email, fresh), 200);
+    expectStatus(await login(s.email, s.password), 401);
+    const reused = await form(url, { token, password: fresh, password_again: fresh });
+    expectStatus(reused, 400);
+    expect(reused.text).toContain('already been used');
+  });
+
+  it("refuses a forged token, a token of another audience, an expired token and an unknown audience", async () => {
+    const s = await signUp();
+    expect((await form(`/a/${audienceId}/confirm`, { token: 'ec_forged' })).text).toContain('not valid');
+    expectStatus(await form(`/a/${otherAudienceId}/confirm`, { token: s.confirmToken }), 400);
+    expectStatus(await t.request('GET', `/a/${audienceId}/confirm`), 400);
+    expectStatus(await t.request('GET', '/a/2f0c9a52-6f3e-4a55-9d3c-1b2a3c4d5e6f/reset?token=x'), 404);
+    expectStatus(await t.request('GET', '/a/not-a-uuid/reset?token=x'), 400);
+    const page = await t.request('GET', `/a/${audienceId}/confirm?token=${encodeURIComponent('"><script>alert(1)</script>')}`);
+    expect(page.text).not.toContain('<script>alert(1)');
+    advance(30 * 24 * 60 * MIN);
+    const late = await form(`/a/${audienceId}/confirm`, { token: s.confirmToken });
+    expectStatus(late, 410);
+    expect(late.text).toContain('expired');
   });
 });

@@ -3,6 +3,9 @@ import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './service.ts';
+import { sendAccountToken } from '../sending/service.ts';
+import { badRequest } from '../platform/errors.ts';
+import { hostedAccountPage } from './page-routes.ts';
 
 const Id = Type.String({ format: 'uuid' });
 const Email = Type.String({ minLength: 1, maxLength: 320 });
@@ -13,6 +16,22 @@ const Name = Type.Optional(Type.Union([Type.String({ maxLength: 500 }), Type.Nul
 const AudienceParams = Type.Object({ audienceId: Id });
 const ContactParams = Type.Object({ audienceId: Id, contactId: Id });
 const body = <P extends Parameters<typeof Type.Object>[0]>(props: P) => Type.Object(props, { additionalProperties: false });
+const PageUrl = (what: string) =>
+  Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: `the page of your site that takes the ${what} token: the emailed link is this page with \`?token=...\` added; without it, the link opens envoi's own ${what} page` }));
+const Language = Type.Optional(Type.String({ minLength: 2, maxLength: 35, description: 'language of the email and of envoi\'s page (fr, en)' }));
+
+/** Refused before anything is written: a sign-up must not create the account and then fail on its link. */
+function checkPageUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw badRequest('invalid_url', 'page_url is not an absolute URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw badRequest('invalid_url', 'page_url must be http(s)');
+  return raw;
+}
 
 /**
  * Called by the organiser's site backend with an API key, acting for a person. Every route writes
@@ -28,15 +47,19 @@ export function accountRoutes(app: App, ctx: AppContext) {
     base,
     {
       schema: {
-        ...t('Create a contact account', 'Creates the contact when the email is new, otherwise attaches the account to the existing contact (409 if it already has one). The account starts unconfirmed; a confirmation token is emailed.'),
+        ...t('Create a contact account', 'Creates the contact when the email is new, otherwise attaches the account to the existing contact (409 if it already has one). The account starts unconfirmed; the confirmation link is emailed (`email_sent`: false when the address may not be written to, e.g. it bounced).'),
         params: AudienceParams,
-        body: body({ email: Email, password: Password, first_name: Name, last_name: Name }),
+        body: body({ email: Email, password: Password, first_name: Name, last_name: Name, page_url: PageUrl('confirmation'), language: Language }),
       },
     },
     async (req, reply) => {
-      const r = await svc.signUp(ctx, requireRole(req, 'editor'), req.params.audienceId, req.body);
+      const p = requireRole(req, 'editor');
+      const { page_url, language, ...input } = req.body;
+      const pageUrl = checkPageUrl(page_url);
+      const r = await svc.signUp(ctx, p, req.params.audienceId, input);
+      const email = await sendAccountToken(ctx, p, req.params.audienceId, r.confirmToken, pageUrl ?? hostedAccountPage(ctx, req.params.audienceId, 'confirm', language), language);
       reply.status(201);
-      return { contact_id: r.contactId, contact_created: r.contactCreated, confirmed: false, ...exposed('confirm_token', r.confirmToken) };
+      return { contact_id: r.contactId, contact_created: r.contactCreated, confirmed: false, email_sent: email.status !== 'blocked', ...exposed('confirm_token', r.confirmToken) };
     },
   );
 
@@ -73,13 +96,17 @@ export function accountRoutes(app: App, ctx: AppContext) {
     `${base}/password-reset-request`,
     {
       schema: {
-        ...t('Ask for a password reset link', 'Always 202, whether or not the email has an account, so that it cannot be used to find out who has one.'),
+        ...t('Ask for a password reset link', 'Always 202, whether or not the email has an account, so that it cannot be used to find out who has one; the link is emailed to an account holder.'),
         params: AudienceParams,
-        body: body({ email: Email }),
+        body: body({ email: Email, page_url: PageUrl('reset'), language: Language }),
       },
     },
     async (req, reply) => {
-      const issued = await svc.requestPasswordReset(ctx, requireRole(req, 'editor'), req.params.audienceId, req.body.email);
+      const p = requireRole(req, 'editor');
+      const pageUrl = checkPageUrl(req.body.page_url);
+      const issued = await svc.requestPasswordReset(ctx, p, req.params.audienceId, req.body.email);
+      // The same answer whether or not the email has an account: no word on whether a mail went.
+      if (issued) await sendAccountToken(ctx, p, req.params.audienceId, issued, pageUrl ?? hostedAccountPage(ctx, req.params.audienceId, 'reset', req.body.language), req.body.language);
       reply.status(202);
       return { accepted: true, ...exposed('reset_token', issued) };
     },
@@ -92,11 +119,27 @@ export function accountRoutes(app: App, ctx: AppContext) {
   );
   app.post(
     `${contactAccount}/password-reset`,
-    { schema: { ...t('Send the contact a password reset link', 'The earlier unused reset link stops working; the current password works until the new one is set.'), params: ContactParams } },
+    {
+      schema: {
+        ...t('Send the contact a password reset link', 'The earlier unused reset link stops working; the current password works until the new one is set. The link is emailed (`email_sent`), to `page_url` when given, otherwise to envoi\'s own page.'),
+        params: ContactParams,
+        // The body is optional (the back office posts none), which a body schema cannot say: checked below.
+      },
+    },
     async (req, reply) => {
-      const issued = await svc.organiserPasswordReset(ctx, requireRole(req, 'editor'), req.params.audienceId, req.params.contactId);
+      const p = requireRole(req, 'editor');
+      const given = (req.body ?? {}) as Record<string, unknown>;
+      if (typeof given !== 'object' || Array.isArray(given)) throw badRequest('invalid_request', 'body: must be an object like {"page_url": "https://..."}');
+      const unknown = Object.keys(given).filter((k) => k !== 'page_url' && k !== 'language');
+      if (unknown.length) throw badRequest('invalid_request', `body: unknown property ${JSON.stringify(unknown[0])}; expected page_url, language`);
+      if (given.page_url !== undefined && (typeof given.page_url !== 'string' || given.page_url.length > 2000)) throw badRequest('invalid_request', 'body/page_url: must be a URL');
+      if (given.language !== undefined && (typeof given.language !== 'string' || given.language.length < 2 || given.language.length > 35)) throw badRequest('invalid_request', 'body/language: must be a language tag like fr or en');
+      const pageUrl = checkPageUrl(given.page_url as string | undefined);
+      const issued = await svc.organiserPasswordReset(ctx, p, req.params.audienceId, req.params.contactId);
+      const language = given.language as string | undefined;
+      const email = await sendAccountToken(ctx, p, req.params.audienceId, issued, pageUrl ?? hostedAccountPage(ctx, req.params.audienceId, 'reset', language), language);
       reply.status(202);
-      return { accepted: true, expires_at: issued.expiresAt, ...exposed('reset_token', issued) };
+      return { accepted: true, expires_at: issued.expiresAt, email_sent: email.status !== 'blocked', ...exposed('reset_token', issued) };
     },
   );
 }
