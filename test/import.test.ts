@@ -534,4 +534,38 @@ describe('CSV export', () => {
     const otherOrg = await t.request('GET', `/v1/audiences/${aud}/contacts/export.csv?view_id=${view.body.id}`, { token: other.apiKey });
     expectStatus(otherOrg, 404);
   });
+
+  it('exports the grid on screen (a filter, a sort and columns not saved as a view), and refuses a bad one before the first byte', async () => {
+    const aud = await newAudience();
+    const csv = ['email,first_name', 'a@example.com,Ann', 'b@example.com,Bea', 'c@example.com,Cid', 'd@example.com,Dan'].join('\n');
+    expectStatus(await importCsv(aud, csv), 200);
+    // Each grid part JSON-encoded, as the UI's link has it; q and view_id are plain; Raw is sent as it is.
+    class Raw { constructor(readonly text: string) {} }
+    const url = (q: Record<string, unknown>) =>
+      `/v1/audiences/${aud}/contacts/export.csv?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, v instanceof Raw ? v.text : k === 'q' || k === 'view_id' ? String(v) : JSON.stringify(v)])).toString()}`;
+    const filtered = await t.request('GET', url({ filter: { field: 'first_name', op: 'not_equals', value: 'Bea' }, sort: '-first_name', columns: ['email', 'first_name'] }), { token: viewerKey });
+    expectStatus(filtered, 200);
+    expect(parse(filtered.text)).toEqual([
+      ['Email', 'First name'],
+      ['d@example.com', 'Dan'],
+      ['c@example.com', 'Cid'],
+      ['a@example.com', 'Ann'],
+    ]);
+    const searched = await t.request('GET', url({ q: 'cid', columns: ['email'] }), { token: viewerKey });
+    expect(parse(searched.text)).toEqual([['Email'], ['c@example.com']]);
+    for (const [bad, code] of [
+      [{ filter: new Raw('{"field":') }, 'invalid_query'],
+      [{ filter: 5 }, null],
+      [{ filter: { field: 'nope', op: 'equals', value: 1 } }, null],
+      [{ sort: { field: 'email', dir: 'sideways' } }, null],
+      [{ columns: ['email', 'nope'] }, null],
+      [{ filter: { and: [] }, view_id: crypto.randomUUID() }, 'view_or_filter'],
+    ] as const) {
+      const r = await t.request('GET', url(bad), { token: org.apiKey });
+      expectStatus(r, 400);
+      expect(r.headers['content-type']).toMatch(/^application\/json/);
+      if (code) expect(r.body.error.code).toBe(code);
+    }
+    expectStatus(await t.request('GET', url({ filter: { and: [] } }), { token: other.apiKey }), 404);
+  });
 });

@@ -5,7 +5,7 @@ import type { AppContext } from '../platform/context.ts';
 import type { Principal } from '../organisations/service.ts';
 import { BUILTIN_FIELDS } from './rules.ts';
 import { audienceFor } from './service.ts';
-import { gridQueryColumns, streamGridRows } from './grid-service.ts';
+import { gridQueryColumns, streamGridRows, type GridQuery } from './grid-service.ts';
 import * as store from './store.ts';
 
 /**
@@ -116,6 +116,8 @@ export async function* allContacts(ctx: AppContext, audienceId: string, batchSiz
 export interface ExportRequest extends CsvOptions {
   audienceId: string;
   viewId?: string | null;
+  /** the grid on screen (a filter, a sort, columns), when it is not a saved view */
+  grid?: GridQuery;
   batchSize?: number;
 }
 
@@ -126,9 +128,10 @@ export interface ExportRequest extends CsvOptions {
 export async function exportContacts(ctx: AppContext, p: Principal, req: ExportRequest): Promise<{ stream: Readable; filename: string }> {
   const audience = await audienceFor(ctx, p, req.audienceId);
   const filename = `${slug(audience.name)}-contacts.csv`;
-  if (req.viewId) {
-    // The view decides the rows (its filter and sort) and the columns; a missing view is a 404 here.
-    const view = { view_id: req.viewId };
+  if (req.viewId || req.grid) {
+    // The view or the grid decides the rows (filter and sort) and the columns; a missing view is a 404
+    // and a bad filter a 400 here, before the first byte.
+    const view = req.viewId ? { view_id: req.viewId } : req.grid!;
     const columns = await gridQueryColumns(ctx, p, req.audienceId, view);
     return { stream: csvStream(columns, streamGridRows(ctx, p, req.audienceId, view, req.batchSize), req), filename };
   }

@@ -25,11 +25,26 @@ const ImportQuery = Type.Object(
 const ExportQuery = Type.Object(
   {
     view_id: Type.Optional(Id),
+    // The grid on screen, as the body of POST .../contacts/query has it, each part JSON-encoded: a link can download it.
+    filter: Type.Optional(Type.String({ maxLength: 20_000, description: 'JSON filter, as in POST .../contacts/query; exports only the matching contacts' })),
+    sort: Type.Optional(Type.String({ maxLength: 2_000, description: 'JSON sort, as in POST .../contacts/query' })),
+    columns: Type.Optional(Type.String({ maxLength: 20_000, description: 'JSON array of column keys, as in POST .../contacts/query (default: the grid\'s default columns)' })),
+    q: Type.Optional(Type.String({ maxLength: 200, description: 'quick search over first name, last name and email' })),
     delimiter: Type.Optional(Type.Union([Type.Literal('comma'), Type.Literal('semicolon')], { default: 'comma' })),
     bom: Type.Optional(Type.Boolean({ default: false, description: 'start with a UTF-8 byte order mark (for Excel)' })),
   },
   { additionalProperties: false },
 );
+
+/** A JSON part of the export's query string, or a 400 naming it. */
+function jsonParam(name: string, raw: string | undefined): unknown {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw badRequest('invalid_query', `${name} is not valid JSON`);
+  }
+}
 
 function parseMapping(raw: string | undefined): Mapping | null {
   if (raw === undefined || raw.trim() === '') return null;
@@ -44,7 +59,7 @@ function parseMapping(raw: string | undefined): Mapping | null {
 }
 
 export async function importRoutes(app: App, ctx: AppContext) {
-  const t = (summary: string) => ({ tags: ['imports and exports'], summary });
+  const t = (summary: string, description?: string) => ({ tags: ['imports and exports'], summary, ...(description ? { description } : {}) });
 
   // Encapsulated so that the pass-through CSV body parser applies to this route only.
   await app.register(async (scoped: App) => {
@@ -106,13 +121,17 @@ export async function importRoutes(app: App, ctx: AppContext) {
 
   app.get(
     '/v1/audiences/:audienceId/contacts/export.csv',
-    { schema: { ...t('Export the contacts as CSV (streamed; formula-like cells neutralised)'), params: Type.Object({ audienceId: Id }), querystring: ExportQuery } },
+    { schema: { ...t('Export the contacts as CSV (streamed; formula-like cells neutralised)', 'All contacts with every column; a saved view (view_id) or the grid on screen (filter, sort, columns, q): its rows and columns.'), params: Type.Object({ audienceId: Id }), querystring: ExportQuery } },
     async (req, reply) => {
       const p = requireRole(req);
       const q = req.query;
+      const grid = { filter: jsonParam('filter', q.filter), sort: jsonParam('sort', q.sort), columns: jsonParam('columns', q.columns), q: q.q };
+      const onScreen = Object.values(grid).some((v) => v !== undefined);
+      if (onScreen && q.view_id) throw badRequest('view_or_filter', 'give view_id (a saved view) or filter, sort, columns and q (the grid on screen), not both');
       const { stream, filename } = await exportContacts(ctx, p, {
         audienceId: req.params.audienceId,
         viewId: q.view_id,
+        grid: onScreen ? grid : undefined,
         delimiter: q.delimiter === 'semicolon' ? ';' : ',',
         bom: q.bom ?? false,
       });

@@ -116,6 +116,11 @@ describe('the contacts grid in chromium', () => {
     await expectCount(3);
     expect(await row('locked@example.com').count()).toBe(0);
     await page.getByRole('button', { name: 'Filters (1)' }).waitFor();
+    // The export is what is on screen: the three participants, not the whole audience.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Export these contacts (CSV)' }).click()]);
+    const lines = readFileSync((await download.path())!, 'utf8').replace(/^\uFEFF/, '').trim().split(/\r?\n/);
+    expect(lines).toHaveLength(4);
+    expect(lines.slice(1).map((l) => /[\w.]+@example\.com/.exec(l)?.[0]).sort()).toEqual(['ada@example.com', 'alan@example.com', 'grace@example.com']);
 
     await page.getByRole('button', { name: 'Save as a view' }).click();
     const dialog = page.getByRole('dialog', { name: 'Save as a view' });

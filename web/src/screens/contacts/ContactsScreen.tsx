@@ -116,8 +116,15 @@ export function ContactsScreen() {
     setSearch(next);
   };
   const definition = () => ({ filter: apiFilter, columns: shown, sort: sort ?? null });
-  const exportHref = apiUrl(`/v1/audiences/${audienceId}/contacts/export.csv`, { view_id: view?.id, bom: true });
   const n = filterCount(filter);
+  // What is on screen is what is exported: the saved view as it is, or the filter, sort and columns shown.
+  const exportsScreen = view ? dirty : n > 0 || sort !== null || visible !== null;
+  const exportHref = apiUrl(
+    `/v1/audiences/${audienceId}/contacts/export.csv`,
+    exportsScreen
+      ? { filter: apiFilter ? JSON.stringify(apiFilter) : undefined, sort: sort ? JSON.stringify(sort) : undefined, columns: JSON.stringify(shown), bom: true }
+      : { view_id: view?.id, bom: true },
+  );
 
   return (
     <div className="page contacts-page">
@@ -195,7 +202,7 @@ export function ContactsScreen() {
           </button>
         )}
         <a className="button" href={exportHref} download>
-          {view ? t('c.exportView') : t('c.exportAll')}
+          {exportsScreen ? t('c.exportShown') : view ? t('c.exportView') : t('c.exportAll')}
         </a>
         {canEdit && (
           <Menu
