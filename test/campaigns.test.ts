@@ -89,6 +89,14 @@ describe('campaigns', () => {
     expectStatus(r, 200);
     expect(r.body).toMatchObject({ total: 15, ...EXPECTED });
     expect(r.body.explanations.excluded.fr).toBeTruthy();
+    // Each skipped recipient by name, with the rule and the reason that skipped them.
+    const named = (rule: string) => (r.body.skipped[rule] as Array<{ email: string; contact_id: string; detail: string }>).map((x) => x.email).sort();
+    expect(Object.keys(r.body.skipped).sort()).toEqual(Object.keys(EXPECTED.blocked).sort());
+    expect(named('excluded')).toEqual(['fan0@example.com', 'fan1@example.com']);
+    expect(named('hard_bounced')).toEqual(['fan2@example.com']);
+    expect(named('unsubscribed')).toEqual(['fan3@example.com']);
+    expect(named('no_marketing_consent')).toEqual(['cold0@example.com', 'cold1@example.com', 'cold2@example.com']);
+    expect(r.body.skipped.excluded[0]).toMatchObject({ contact_id: expect.stringMatching(/^[0-9a-f-]{36}$/), detail: expect.any(String) });
     expect(sink.received).toHaveLength(0);
   });
 

@@ -542,7 +542,7 @@ describe('CSV export', () => {
     // Each grid part JSON-encoded, as the UI's link has it; q and view_id are plain; Raw is sent as it is.
     class Raw { constructor(readonly text: string) {} }
     const url = (q: Record<string, unknown>) =>
-      `/v1/audiences/${aud}/contacts/export.csv?${new URLSearchParams(Object.entries(q).map(([k, v]) => [k, v instanceof Raw ? v.text : k === 'q' || k === 'view_id' ? String(v) : JSON.stringify(v)])).toString()}`;
+      `/v1/audiences/${aud}/contacts/export.csv?${new URLSearchParams(Object.entries(q).map(([k, v]): [string, string] => [k, v instanceof Raw ? v.text : k === 'q' || k === 'view_id' ? String(v) : JSON.stringify(v)])).toString()}`;
     const filtered = await t.request('GET', url({ filter: { field: 'first_name', op: 'not_equals', value: 'Bea' }, sort: '-first_name', columns: ['email', 'first_name'] }), { token: viewerKey });
     expectStatus(filtered, 200);
     expect(parse(filtered.text)).toEqual([

@@ -644,6 +644,9 @@ export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, 
 }
 
 /** The policy counts of a prospective send to the contacts of `pages`, a page at a time; nothing is written. */
+/** How many skipped recipients a dry run names per rule. */
+export const DRY_RUN_SAMPLE = 20;
+
 export async function dryRunPages(
   ctx: AppContext,
   p: Principal,
@@ -658,14 +661,24 @@ export async function dryRunPages(
   const scope = { ...(await scopeOfTemplate(ctx, p, t, origin)), repermission: opts.repermission === true };
   const now = ctx.now();
   const total: BatchResult = { recipients: 0, queued: 0, allowed: 0, blocked: {} };
+  // Who is skipped and why, by name: the first few of each rule (the counts are the whole story).
+  const skipped: Partial<Record<RuleCode, Array<{ contact_id: string; email: string; detail: string }>>> = {};
   let unknown = 0;
   for await (const ids of pages) {
     const contacts = (await contactsForSending(ctx.db, p.orgId, ids)).filter((c) => c.audience_id === audienceId);
     unknown += ids.length - contacts.length;
+    let decisions: Map<string, Decision>;
     try {
-      addBatch(total, { recipients: contacts.length, queued: 0, ...summarise((await decideFor(ctx, p.orgId, scope, contacts, now)).values()) });
+      decisions = await decideFor(ctx, p.orgId, scope, contacts, now);
     } catch (e) {
       throw policyError(e);
+    }
+    addBatch(total, { recipients: contacts.length, queued: 0, ...summarise(decisions.values()) });
+    for (const c of contacts) {
+      const d = decisions.get(c.id)!;
+      if (d.allow) continue;
+      const list = (skipped[d.rule] ??= []);
+      if (list.length < DRY_RUN_SAMPLE) list.push({ contact_id: c.id, email: c.email, detail: d.detail });
     }
   }
   return {
@@ -677,6 +690,7 @@ export async function dryRunPages(
     allowed: total.allowed,
     blocked: total.blocked,
     explanations: Object.fromEntries(Object.keys(total.blocked).map((rule) => [rule, explain(rule as RuleCode)])),
+    skipped,
     ...(unknown ? { unknown_contacts: unknown } : {}),
   };
 }

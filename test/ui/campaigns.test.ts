@@ -99,6 +99,13 @@ describe('campaigns in chromium', () => {
     await rules.getByRole('rowheader', { name: /On the exclusion list.*exclusion list: they get no marketing mail/ }).waitFor();
     await rules.getByRole('rowheader', { name: /No marketing consent.*No recorded marketing consent for this audience/ }).waitFor();
     expect(await rules.locator('tr').count()).toBe(Object.keys(EXPECTED.blocked).length);
+    // Who each rule skipped, by name, each a link to the contact.
+    const noConsent = rules.locator('tr[data-rule="no_marketing_consent"]');
+    await noConsent.getByText('Who', { exact: true }).click();
+    const who = noConsent.getByRole('list', { name: 'Skipped by: No marketing consent' });
+    expect((await who.getByRole('link').allInnerTexts()).sort()).toEqual(['cold0@example.com', 'cold1@example.com']);
+    await rules.locator('tr[data-rule="excluded"]').getByText('Who', { exact: true }).click();
+    await rules.locator('tr[data-rule="excluded"]').getByRole('link', { name: 'fan0@example.com' }).waitFor();
     await screenshot(page, 'campaign-dry-run');
 
     // Send now, after a confirmation; the progress follows until it completes.

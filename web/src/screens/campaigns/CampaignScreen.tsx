@@ -47,7 +47,7 @@ function DryRunCard({ campaign }: { campaign: Campaign }) {
               </div>
             </dl>
             <h3 className="spaced">{t('camp.blockedByRule')}</h3>
-            <RuleCounts blocked={dry.data.blocked} explanations={dry.data.explanations} label={t('camp.dryRunRules')} />
+            <RuleCounts blocked={dry.data.blocked} explanations={dry.data.explanations} label={t('camp.dryRunRules')} skipped={dry.data.skipped} audienceId={campaign.audience_id} />
           </>
         )}
       </QueryStatus>

@@ -1,6 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { get } from '../../api.ts';
-import type { Explanation } from './shared/rules.tsx';
+import type { Explanation, Skipped } from './shared/rules.tsx';
 
 export type CampaignStatus = 'draft' | 'scheduled' | 'resolving' | 'sending' | 'paused' | 'completed' | 'cancelled';
 export const STATUSES: CampaignStatus[] = ['draft', 'scheduled', 'resolving', 'sending', 'paused', 'completed', 'cancelled'];
@@ -56,6 +56,8 @@ export interface DryRun {
   allowed: number;
   blocked: Record<string, number>;
   explanations: Record<string, Explanation>;
+  /** the first recipients skipped under each rule, by name */
+  skipped?: Record<string, Skipped>;
   unknown_contacts?: number;
 }
 

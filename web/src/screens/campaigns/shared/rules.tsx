@@ -1,11 +1,29 @@
+import { Link } from 'react-router-dom';
 import { useLang, useFormat, useT } from '../../../i18n/index.tsx';
 import { messages } from './messages.ts';
 import './shared.css';
 
 export type Explanation = { fr: string; en: string };
+/** The first recipients a dry run skipped under a rule, with the reason for each. */
+export type Skipped = Array<{ contact_id: string; email: string; detail: string }>;
 
-/** "Blocked, by rule": each rule's count, its name, and why it blocks when the API explained it. */
-export function RuleCounts({ blocked, explanations, label }: { blocked: Record<string, number>; explanations?: Record<string, Explanation>; label?: string }) {
+/**
+ * "Blocked, by rule": each rule's count, its name, and why it blocks when the API explained it; with
+ * `skipped` (a dry run's), who it skipped, each linked to the contact.
+ */
+export function RuleCounts({
+  blocked,
+  explanations,
+  label,
+  skipped,
+  audienceId,
+}: {
+  blocked: Record<string, number>;
+  explanations?: Record<string, Explanation>;
+  label?: string;
+  skipped?: Record<string, Skipped>;
+  audienceId?: string;
+}) {
   const t = useT(messages);
   const fmt = useFormat();
   const { lang } = useLang();
@@ -22,6 +40,19 @@ export function RuleCounts({ blocked, explanations, label }: { blocked: Record<s
             <th scope="row">
               {ruleName(rule)} <code className="muted">{rule}</code>
               {explanations?.[rule] && <div className="rule-why">{explanations[rule][lang]}</div>}
+              {skipped?.[rule]?.length ? (
+                <details className="rule-who">
+                  <summary>{skipped[rule].length < n ? t('shr.whoFirst', { n: fmt.number(skipped[rule].length) }) : t('shr.who')}</summary>
+                  <ul aria-label={t('shr.whoLabel', { rule: ruleName(rule) })}>
+                    {skipped[rule].map((x) => (
+                      // The rule's explanation above is the translated reason; the API's detail (English) is a tooltip.
+                      <li key={x.contact_id} title={x.detail}>
+                        {audienceId ? <Link to={`/audiences/${audienceId}/contacts/${x.contact_id}`}>{x.email}</Link> : x.email}
+                      </li>
+                    ))}
+                  </ul>
+                </details>
+              ) : null}
             </th>
             <td className="num">{fmt.number(n)}</td>
           </tr>
