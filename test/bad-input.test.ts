@@ -449,16 +449,19 @@ describe('tokens', () => {
     const token = link.split('/').at(-1)!;
     await fc.assert(
       fc.asyncProperty(fc.oneof(forgeries(token), pathText), async (forged) => {
-        const r = await t.request('GET', `/f/${formId}/confirm/${forged}`);
-        expect([400, 404], `${forged}: ${r.status}`).toContain(r.status);
-        expectClearRefusal(r, forged);
+        for (const method of ['GET', 'POST']) {
+          const r = await t.request(method, `/f/${formId}/confirm/${forged}`, method === 'POST' ? { body: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {});
+          expect([400, 404], `${method} ${forged}: ${r.status}`).toContain(r.status);
+          expectClearRefusal(r, forged);
+        }
       }),
       { numRuns: 40 },
     );
     const saved = t.clock.now;
     t.clock.now = new Date(saved.getTime() + 8 * 86_400_000);
     try {
-      const r = await t.request('GET', link);
+      expect((await t.request('GET', link)).status).toBe(410);
+      const r = await t.request('POST', link, { body: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
       expect(r.status).toBe(410);
       const c = await t.envoi.ctx.db.selectFrom('contacts').select('marketing_authorized_at').where('email_lower', '=', email).executeTakeFirstOrThrow();
       expect(c.marketing_authorized_at).toBeNull();

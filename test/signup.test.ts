@@ -90,7 +90,13 @@ describe('signup forms', () => {
     await new Promise((res) => setTimeout(res, 400));
     expect(sink.byRecipient('Ines@example.com')).toHaveLength(1);
 
-    const done = await t.request('GET', link);
+    // Opening the link (a person, or a mail scanner) confirms nothing: it shows the button that does.
+    const opened = await t.request('GET', link);
+    expect(opened.status).toBe(200);
+    expect(opened.text).toContain('Je confirme mon abonnement');
+    expect(opened.text).toContain(`action="${new URL(link, 'http://x').pathname}"`);
+    expect((await history(c.id)).marketing_authorized_at).toBeNull();
+    const done = await formPost(link, {});
     expect(done.status).toBe(200);
     expect(done.text).toContain('confirmé');
     const after = await history(c.id);
@@ -100,7 +106,8 @@ describe('signup forms', () => {
       ['confirmed', 'double_opt_in', WORDING],
     ]);
     expect((await dryRun(c.id)).allowed).toBe(1);
-    // A second click changes nothing.
+    // A second click, or opening the link again, changes nothing.
+    expect((await formPost(link, {})).text).toContain('déjà confirmé');
     expect((await t.request('GET', link)).text).toContain('déjà confirmé');
     expect((await history(c.id)).records).toHaveLength(2);
     // The chain still verifies.
@@ -133,7 +140,8 @@ describe('signup forms', () => {
     const saved = t.clock.now;
     t.clock.now = new Date(saved.getTime() + 8 * 86_400_000);
     try {
-      const r = await t.request('GET', link);
+      expect((await t.request('GET', link)).status).toBe(410);
+      const r = await formPost(link, {});
       expect(r.status).toBe(410);
       expect((await history((await contactByEmail('late@example.com'))!.id)).marketing_authorized_at).toBeNull();
     } finally {
@@ -142,10 +150,11 @@ describe('signup forms', () => {
     // A link of one form does not confirm through another.
     const f2 = (await api('POST', `/v1/audiences/${audienceId}/signup-forms`, { name: 'Site', language: 'en', wording: 'Yes, send me the newsletter.', wording_version: 'v1', success_url: 'https://site.example/thanks' })).body;
     expect((await t.request('GET', `/f/${f2.id}/confirm/${link.split('/').pop()}`)).status).toBe(404);
+    expect((await formPost(`/f/${f2.id}/confirm/${link.split('/').pop()}`, {})).status).toBe(404);
     await formPost(`/f/${f2.id}`, { email: 'site@example.com', consent: 'on' });
     const second = await confirmLink('site@example.com');
     expect(second.mail.subject).toBe('Please confirm your subscription');
-    const r = await t.request('GET', second.link);
+    const r = await formPost(second.link, {});
     expect(r.status).toBe(303);
     expect(r.headers.location).toBe('https://site.example/thanks');
   });

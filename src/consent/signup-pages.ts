@@ -13,6 +13,8 @@ const TEXT = {
     invalid: "Ce lien de confirmation n'est pas valide. Utilisez le lien reçu par email, en entier.",
     expired: "Ce lien de confirmation a expiré. Abonnez-vous à nouveau pour en recevoir un autre.",
     fix: 'Merci de corriger :',
+    confirmLead: 'Un dernier pas : confirmez votre abonnement.',
+    confirmButton: 'Je confirme mon abonnement',
   },
   en: {
     title: 'Subscribe',
@@ -25,6 +27,8 @@ const TEXT = {
     invalid: 'This confirmation link is not valid. Use the whole link from the email.',
     expired: 'This confirmation link has expired. Subscribe again to get a new one.',
     fix: 'Please correct:',
+    confirmLead: 'One last step: confirm your subscription.',
+    confirmButton: 'Confirm my subscription',
   },
 } as const;
 
@@ -41,6 +45,12 @@ export function formPage(lang: PageLanguage, form: { name: string; wording: stri
 <input class="hp" type="text" name="website" value="" tabindex="-1" autocomplete="off" aria-hidden="true">
 <button type="submit">${x.submit}</button></form>`,
   );
+}
+
+/** The page the confirmation link opens: the button posts back to the same address. */
+export function confirmPage(lang: PageLanguage, form: { name: string; wording: string }, action: string): string {
+  const x = TEXT[lang];
+  return publicPage(lang, form.name || x.title, `<p>${x.confirmLead}</p><p class="note">« ${escapeHtml(form.wording)} »</p><form method="post" action="${escapeHtml(action)}"><button type="submit">${x.confirmButton}</button></form>`);
 }
 
 export function messagePage(lang: PageLanguage, kind: 'inbox' | 'confirmed' | 'already' | 'invalid' | 'expired'): string {

@@ -5,7 +5,7 @@ import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { notFound } from '../platform/errors.ts';
 import * as svc from './signup-service.ts';
-import { formPage, messagePage } from './signup-pages.ts';
+import { confirmPage, formPage, messagePage } from './signup-pages.ts';
 
 const Id = Type.String({ format: 'uuid' });
 const FormBody = Type.Object(
@@ -60,9 +60,22 @@ export async function signupRoutes(app: App, ctx: AppContext) {
       if (r.status === 'invalid') return html(reply, 400, formPage(f.language, f, svc.formUrls(ctx, f.id).action_url, r.problems, typeof req.body.email === 'string' ? req.body.email : ''));
       return html(reply, 200, messagePage(f.language, 'inbox'));
     });
-    scope.get('/f/:formId/confirm/:token', { schema: { hide: true, params: Type.Object({ formId: Id, token: Type.String({ minLength: 1, maxLength: 200 }) }) } }, async (req, reply) => {
-      // Exactly the two parts of the link that was sent (record id, MAC): anything appended makes it another link.
-      const r = req.params.token.split('.').length === 2 ? await svc.confirm(ctx, req.params.formId, req.params.token, visitor(req)) : ({ status: 'invalid' } as const);
+    const LinkParams = Type.Object({ formId: Id, token: Type.String({ minLength: 1, maxLength: 200 }) });
+    // Exactly the two parts of the link that was sent (record id, MAC): anything appended makes it another link.
+    const wellFormed = (token: string) => token.split('.').length === 2;
+    // Opening the link confirms nothing (mail scanners open links): a valid one shows the button that does.
+    scope.get('/f/:formId/confirm/:token', { schema: { hide: true, params: LinkParams } }, async (req, reply) => {
+      const r = wellFormed(req.params.token) ? await svc.checkConfirmation(ctx, req.params.formId, req.params.token) : ({ status: 'invalid' } as const);
+      if (r.status === 'pending') return html(reply, 200, confirmPage(r.form.language, r.form, `/f/${r.form.id}/confirm/${encodeURIComponent(req.params.token)}`));
+      const f = r.status === 'already_confirmed' ? r.form : await svc.publicForm(ctx, req.params.formId);
+      const lang = f?.language ?? 'en';
+      if (r.status === 'invalid') return html(reply, 404, messagePage(lang, 'invalid'));
+      if (r.status === 'expired') return html(reply, 410, messagePage(lang, 'expired'));
+      if (r.form.success_url) return reply.redirect(r.form.success_url, 303);
+      return html(reply, 200, messagePage(lang, 'already'));
+    });
+    scope.post('/f/:formId/confirm/:token', { schema: { hide: true, params: LinkParams } }, async (req, reply) => {
+      const r = wellFormed(req.params.token) ? await svc.confirm(ctx, req.params.formId, req.params.token, visitor(req)) : ({ status: 'invalid' } as const);
       const f = r.status === 'confirmed' || r.status === 'already_confirmed' ? r.form : await svc.publicForm(ctx, req.params.formId);
       const lang = f?.language ?? 'en';
       if (r.status === 'invalid') return html(reply, 404, messagePage(lang, 'invalid'));

@@ -170,16 +170,28 @@ export async function submit(ctx: AppContext, formId: string, input: { email?: u
 
 type Form = NonNullable<Awaited<ReturnType<typeof findForm>>>;
 export type ConfirmOutcome = { status: 'confirmed'; form: Form } | { status: 'already_confirmed'; form: Form } | { status: 'invalid' } | { status: 'expired' };
+export type LinkCheck = { status: 'pending'; form: Form } | Exclude<ConfirmOutcome, { status: 'confirmed' }>;
 
-/** The click on the confirmation link: consent is active from now, with the wording of the request as its proof. */
-export async function confirm(ctx: AppContext, formId: string, token: string, v: { ip: string | null; userAgent: string | null }): Promise<ConfirmOutcome> {
+/**
+ * What the confirmation link would do, changing nothing: opening it shows a button, because mail
+ * scanners open every link of a message and only a person presses the button.
+ */
+export async function checkConfirmation(ctx: AppContext, formId: string, token: string): Promise<LinkCheck> {
+  const r = await verifiedRequest(ctx, formId, token);
+  return 'requested' in r ? { status: 'pending', form: r.form } : r;
+}
+
+type ConsentRecordRow = NonNullable<Awaited<ReturnType<typeof store.findRecord>>>;
+type Verified = { requested: ConsentRecordRow & { contact_id: string }; form: Form; now: Date };
+
+async function verifiedRequest(ctx: AppContext, formId: string, token: string): Promise<Verified | Exclude<ConfirmOutcome, { status: 'confirmed' }>> {
   const [recordId, mac] = token.split('.');
-  if (!recordId || !mac || !/^[0-9a-f-]{36}$/i.test(recordId) || !safeEqual(mac, confirmMac(secretOf(ctx), recordId, formId))) return { status: 'invalid' };
+  if (!recordId || !mac || !/^[0-9a-f-]{36}$/i.test(recordId) || !safeEqual(mac, confirmMac(secretOf(ctx), recordId, formId))) return { status: 'invalid' } as const;
   const requested = await store.findRecord(ctx.db, recordId);
   const form = await findForm(ctx, formId);
-  if (!requested || !form || requested.action !== 'requested' || requested.audience_id !== form.audience_id || !requested.contact_id) return { status: 'invalid' };
+  if (!requested || !form || requested.action !== 'requested' || requested.audience_id !== form.audience_id || !requested.contact_id) return { status: 'invalid' } as const;
   const now = ctx.now();
-  if (now.getTime() - requested.at.getTime() > CONFIRM_DAYS * 86_400_000) return { status: 'expired' };
+  if (now.getTime() - requested.at.getTime() > CONFIRM_DAYS * 86_400_000) return { status: 'expired' } as const;
   const later = await ctx.db
     .selectFrom('consent_records')
     .select('id')
@@ -189,6 +201,14 @@ export async function confirm(ctx: AppContext, formId: string, token: string, v:
     .limit(1)
     .executeTakeFirst();
   if (later) return { status: 'already_confirmed', form };
+  return { requested: { ...requested, contact_id: requested.contact_id }, form, now };
+}
+
+/** The press of the confirmation button: consent is active from now, with the wording of the request as its proof. */
+export async function confirm(ctx: AppContext, formId: string, token: string, v: { ip: string | null; userAgent: string | null }): Promise<ConfirmOutcome> {
+  const r = await verifiedRequest(ctx, formId, token);
+  if (!('requested' in r)) return r;
+  const { requested, form, now } = r;
   const [contact] = await contactsForSending(ctx.db, requested.org_id, [requested.contact_id]);
   if (!contact) return { status: 'invalid' };
   await appendConsent(
