@@ -11,6 +11,8 @@ export interface DialogProps {
   wide?: boolean;
   /** accessible description: the id of an element inside */
   describedBy?: string;
+  /** the form checks its own values and explains them (no browser bubbles) */
+  noValidate?: boolean;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface DialogProps {
  * keeps keyboard focus inside, Escape closes it; focus returns to where it was when it closes.
  * Render it only while it is open.
  */
-export function Dialog({ title, onClose, children, footer, onSubmit, wide, describedBy }: DialogProps) {
+export function Dialog({ title, onClose, children, footer, onSubmit, wide, describedBy, noValidate }: DialogProps) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   const t = useT();
@@ -60,6 +62,7 @@ export function Dialog({ title, onClose, children, footer, onSubmit, wide, descr
       </div>
       {onSubmit ? (
         <form
+          noValidate={noValidate}
           onSubmit={(e) => {
             e.preventDefault();
             onSubmit(e);

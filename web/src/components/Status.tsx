@@ -21,13 +21,28 @@ export function QueryStatus({ query, children }: { query: { isPending: boolean; 
 /**
  * A labelled form control. The label points at the control by id rather than wrapping it, so the
  * control's accessible name is the label alone (a wrapped <select> would add its chosen option).
+ * An `error` shows under the control, which then reads as invalid and is described by it.
  */
-export function Field({ label, children, hint }: { label: ReactNode; children: ReactElement<{ id?: string; 'aria-describedby'?: string }>; hint?: ReactNode }) {
+export function Field({
+  label,
+  children,
+  hint,
+  error,
+}: {
+  label: ReactNode;
+  children: ReactElement<{ id?: string; 'aria-describedby'?: string; 'aria-invalid'?: boolean }>;
+  hint?: ReactNode;
+  error?: ReactNode;
+}) {
   const id = useId();
   const hintId = `${id}-hint`;
-  const control = isValidElement(children) ? cloneElement(children, { id: children.props.id ?? id, 'aria-describedby': hint ? hintId : undefined }) : children;
+  const errorId = `${id}-error`;
+  const describedBy = [hint ? hintId : null, error ? errorId : null].filter(Boolean).join(' ') || undefined;
+  const control = isValidElement(children)
+    ? cloneElement(children, { id: children.props.id ?? id, 'aria-describedby': describedBy, ...(error ? { 'aria-invalid': true } : {}) })
+    : children;
   return (
-    <div className="field">
+    <div className={error ? 'field field-invalid' : 'field'}>
       <label className="field-label" htmlFor={children.props.id ?? id}>
         {label}
       </label>
@@ -35,6 +50,11 @@ export function Field({ label, children, hint }: { label: ReactNode; children: R
       {hint && (
         <span className="field-hint" id={hintId}>
           {hint}
+        </span>
+      )}
+      {error && (
+        <span className="field-error" id={errorId}>
+          {error}
         </span>
       )}
     </div>

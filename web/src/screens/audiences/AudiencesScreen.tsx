@@ -8,10 +8,15 @@ import { Field, QueryStatus } from '../../components/Status.tsx';
 import { useToast } from '../../components/Toast.tsx';
 import { useFormat, useT } from '../../i18n/index.tsx';
 import { zonedInputToIso } from '../../time-zone.ts';
+import { AddRecordDialog } from '../contacts/AddRecordDialog.tsx';
 import { keys, useAudiences, useCommunities, useEvents, type Audience } from './data.ts';
 import { messages } from './messages.ts';
 
-type Open = { kind: 'audience' } | { kind: 'event' | 'community'; audience: Audience } | null;
+type Open =
+  | { kind: 'audience' }
+  | { kind: 'event' | 'community'; audience: Audience }
+  | { kind: 'participant' | 'member'; audience: Audience; scope: { id: string; name: string } }
+  | null;
 
 function localInput(d: Date) {
   const pad = (n: number) => String(n).padStart(2, '0');
@@ -68,7 +73,7 @@ function EventDialog({ audience, onClose }: { audience: Audience; onClose(): voi
   );
 }
 
-function AudienceCard({ audience, onNew }: { audience: Audience; onNew(kind: 'event' | 'community'): void }) {
+function AudienceCard({ audience, onNew, onAdd }: { audience: Audience; onNew(kind: 'event' | 'community'): void; onAdd(kind: 'participant' | 'member', scope: { id: string; name: string }): void }) {
   const t = useT(messages);
   const fmt = useFormat();
   const events = useEvents(audience.id);
@@ -96,9 +101,16 @@ function AudienceCard({ audience, onNew }: { audience: Audience; onNew(kind: 'ev
             {events.data?.length ? (
               <ul className="plain-list" aria-label={`${t('aud.events')} – ${audience.name}`}>
                 {events.data.map((e) => (
-                  <li key={e.id}>
-                    <strong>{e.name}</strong>{' '}
-                    <span className="muted">{t('aud.eventDates', { start: fmt.dateTimeIn(e.starts_at, e.time_zone), end: fmt.dateTimeIn(e.ends_at, e.time_zone), tz: e.time_zone })}</span>
+                  <li key={e.id} className="with-action">
+                    <span>
+                      <strong>{e.name}</strong>{' '}
+                      <span className="muted">{t('aud.eventDates', { start: fmt.dateTimeIn(e.starts_at, e.time_zone), end: fmt.dateTimeIn(e.ends_at, e.time_zone), tz: e.time_zone })}</span>
+                    </span>
+                    <IfRole min="editor">
+                      <button type="button" aria-label={t('aud.addParticipantTo', { name: e.name })} onClick={() => onAdd('participant', e)}>
+                        {t('aud.addParticipant')}
+                      </button>
+                    </IfRole>
                   </li>
                 ))}
               </ul>
@@ -120,7 +132,14 @@ function AudienceCard({ audience, onNew }: { audience: Audience; onNew(kind: 'ev
             {communities.data?.length ? (
               <ul className="plain-list" aria-label={`${t('aud.communities')} – ${audience.name}`}>
                 {communities.data.map((c) => (
-                  <li key={c.id}>{c.name}</li>
+                  <li key={c.id} className="with-action">
+                    <span>{c.name}</span>
+                    <IfRole min="editor">
+                      <button type="button" aria-label={t('aud.addMemberTo', { name: c.name })} onClick={() => onAdd('member', c)}>
+                        {t('aud.addMember')}
+                      </button>
+                    </IfRole>
+                  </li>
                 ))}
               </ul>
             ) : (
@@ -152,7 +171,7 @@ export function AudiencesScreen() {
       <p className="muted">{t('aud.intro')}</p>
       <QueryStatus query={audiences}>
         {audiences.data?.length === 0 && <p>{t('aud.none')}</p>}
-        {audiences.data?.map((a) => <AudienceCard key={a.id} audience={a} onNew={(kind) => setOpen({ kind, audience: a })} />)}
+        {audiences.data?.map((a) => <AudienceCard key={a.id} audience={a} onNew={(kind) => setOpen({ kind, audience: a })} onAdd={(kind, scope) => setOpen({ kind, audience: a, scope })} />)}
       </QueryStatus>
       {open?.kind === 'audience' && (
         <NameDialog
@@ -179,6 +198,9 @@ export function AudiencesScreen() {
         />
       )}
       {open?.kind === 'event' && <EventDialog audience={open.audience} onClose={() => setOpen(null)} />}
+      {(open?.kind === 'participant' || open?.kind === 'member') && (
+        <AddRecordDialog kind={open.kind === 'participant' ? 'event' : 'community'} scope={open.scope} audienceId={open.audience.id} onClose={() => setOpen(null)} />
+      )}
     </div>
   );
 }

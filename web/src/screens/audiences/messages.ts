@@ -22,6 +22,10 @@ export const messages = defineMessages({
     'aud.communityCreated': 'Community "{name}" created',
     'aud.none': 'No audience yet. Create the first one.',
     'aud.eventDates': '{start} – {end} ({tz})',
+    'aud.addParticipant': 'Add a participant',
+    'aud.addParticipantTo': 'Add a participant to {name}',
+    'aud.addMember': 'Add a member',
+    'aud.addMemberTo': 'Add a member to {name}',
   },
   fr: {
     'aud.title': 'Audiences',
@@ -44,5 +48,9 @@ export const messages = defineMessages({
     'aud.communityCreated': 'Communauté « {name} » créée',
     'aud.none': "Pas encore d'audience. Créez la première.",
     'aud.eventDates': '{start} – {end} ({tz})',
+    'aud.addParticipant': 'Ajouter un participant',
+    'aud.addParticipantTo': 'Ajouter un participant à {name}',
+    'aud.addMember': 'Ajouter un membre',
+    'aud.addMemberTo': 'Ajouter un membre à {name}',
   },
 });

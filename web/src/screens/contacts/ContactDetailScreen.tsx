@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router-dom';
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
 import { apiUrl, errorMessage, get, post } from '../../api.ts';
@@ -8,6 +8,7 @@ import { useToast } from '../../components/Toast.tsx';
 import { useFormat, useT } from '../../i18n/index.tsx';
 import { useAudience } from '../audiences/data.ts';
 import { gridKeys, useContact, useFields, type FieldDef } from './data.ts';
+import { ContactEditForm } from './ContactEditForm.tsx';
 import { DeleteContactDialog } from './DeleteContactDialog.tsx';
 import { messages } from './messages.ts';
 import './contacts.css';
@@ -75,6 +76,14 @@ export function ContactDetailScreen() {
   });
   const received = mail.data?.pages.flatMap((p) => p.items) ?? [];
   const [deleting, setDeleting] = useState(false);
+  const [editing, setEditing] = useState(false);
+  // Leaving the form (saved or not) puts the focus back on the button that opened it.
+  const editButton = useRef<HTMLButtonElement>(null);
+  const wasEditing = useRef(false);
+  useEffect(() => {
+    if (wasEditing.current && !editing) editButton.current?.focus();
+    wasEditing.current = editing;
+  }, [editing]);
   const c = contact.data;
   const name = c ? [c.first_name, c.last_name].filter(Boolean).join(' ') || c.email || c.id : '…';
 
@@ -125,35 +134,46 @@ export function ContactDetailScreen() {
           <>
             <div className="columns-2">
               <section className="card" aria-labelledby="sec-fields">
-                <h2 id="sec-fields">{t('c.secFields')}</h2>
-                <table className="simple">
-                  <tbody>
-                    {(['last_name', 'first_name', 'email', 'company', 'job_title'] as const).map((k) => (
-                      <tr key={k}>
-                        <th scope="row">{t(`col.${k}`)}</th>
-                        <td>{c[k] ?? ''}</td>
+                <div className="card-head">
+                  <h2 id="sec-fields">{t('c.secFields')}</h2>
+                  {can('editor') && !editing && (
+                    <button type="button" ref={editButton} onClick={() => setEditing(true)}>
+                      {t('p.edit')}
+                    </button>
+                  )}
+                </div>
+                {editing ? (
+                  <ContactEditForm audienceId={audienceId} contact={c} central={central} onDone={() => setEditing(false)} />
+                ) : (
+                  <table className="simple">
+                    <tbody>
+                      {(['last_name', 'first_name', 'email', 'company', 'job_title'] as const).map((k) => (
+                        <tr key={k}>
+                          <th scope="row">{t(`col.${k}`)}</th>
+                          <td>{c[k] ?? ''}</td>
+                        </tr>
+                      ))}
+                      <tr>
+                        <th scope="row">{t('col.company_name')}</th>
+                        <td>{c.company_entity?.name ?? ''}</td>
                       </tr>
-                    ))}
-                    <tr>
-                      <th scope="row">{t('col.company_name')}</th>
-                      <td>{c.company_entity?.name ?? ''}</td>
-                    </tr>
-                    {central.map((f) => (
-                      <tr key={f.key}>
-                        <th scope="row">{f.label || f.key}</th>
-                        <td>{show(f, c.fields?.[f.key])}</td>
+                      {central.map((f) => (
+                        <tr key={f.key}>
+                          <th scope="row">{f.label || f.key}</th>
+                          <td>{show(f, c.fields?.[f.key])}</td>
+                        </tr>
+                      ))}
+                      <tr>
+                        <th scope="row">{t('col.created_at')}</th>
+                        <td>{fmt.dateTime(c.created_at)}</td>
                       </tr>
-                    ))}
-                    <tr>
-                      <th scope="row">{t('col.created_at')}</th>
-                      <td>{fmt.dateTime(c.created_at)}</td>
-                    </tr>
-                    <tr>
-                      <th scope="row">{t('col.marketing_authorized_at')}</th>
-                      <td>{c.marketing_authorized_at ? fmt.dateTime(c.marketing_authorized_at) : t('c.noMarketing')}</td>
-                    </tr>
-                  </tbody>
-                </table>
+                      <tr>
+                        <th scope="row">{t('col.marketing_authorized_at')}</th>
+                        <td>{c.marketing_authorized_at ? fmt.dateTime(c.marketing_authorized_at) : t('c.noMarketing')}</td>
+                      </tr>
+                    </tbody>
+                  </table>
+                )}
               </section>
               <section className="card" aria-labelledby="sec-account">
                 <h2 id="sec-account">{t('c.secAccount')}</h2>

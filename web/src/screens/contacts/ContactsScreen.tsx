@@ -12,6 +12,7 @@ import { useToast } from '../../components/Toast.tsx';
 import { useFormat, useT } from '../../i18n/index.tsx';
 import { useAudience, useCommunities, useEvents } from '../audiences/data.ts';
 import { AccountActionDialog, type AccountAction } from './AccountActionDialog.tsx';
+import { AddContactDialog } from './AddContactDialog.tsx';
 import { BulkEditDialog, type Target } from './BulkEditDialog.tsx';
 import { ColumnsDialog } from './ColumnsDialog.tsx';
 import { ContactsGrid } from './ContactsGrid.tsx';
@@ -26,7 +27,7 @@ import { messages } from './messages.ts';
 import './contacts.css';
 
 type Open =
-  | { kind: 'columns' | 'fields' | 'import' | 'saveView' | 'renameView' | 'deleteView' }
+  | { kind: 'columns' | 'fields' | 'import' | 'saveView' | 'renameView' | 'deleteView' | 'add' }
   | { kind: 'bulk' | 'email'; target: Target; count: number | null }
   | { kind: 'account'; action: AccountAction; ids: string[] }
   | { kind: 'delete'; contactId: string }
@@ -197,6 +198,11 @@ export function ContactsScreen() {
           </svg>
         </button>
         {canEdit && (
+          <button type="button" onClick={() => setOpen({ kind: 'add' })}>
+            {t('p.addContact')}
+          </button>
+        )}
+        {canEdit && (
           <button type="button" onClick={() => setOpen({ kind: 'import' })}>
             {t('c.import')}
           </button>
@@ -283,7 +289,18 @@ export function ContactsScreen() {
       </div>
 
       {open?.kind === 'columns' && <ColumnsDialog columns={columns} visible={shown} onApply={setVisible} onClose={() => setOpen(null)} />}
-      {open?.kind === 'fields' && <FieldsDialog audienceId={audienceId} canEdit={canEdit} onClose={() => setOpen(null)} />}
+      {open?.kind === 'fields' && (
+        <FieldsDialog
+          audienceId={audienceId}
+          canEdit={canEdit}
+          events={events.data ?? []}
+          communities={communities.data ?? []}
+          // Filtered by one event: "only this event" means that one.
+          preferEventId={filter.events.mode === 'in' && filter.events.ids.length === 1 ? filter.events.ids[0] : undefined}
+          onClose={() => setOpen(null)}
+        />
+      )}
+      {open?.kind === 'add' && <AddContactDialog audienceId={audienceId} onAdded={() => void refresh()} onClose={() => setOpen(null)} />}
       {open?.kind === 'import' && (
         <ImportDialog audienceId={audienceId} events={events.data ?? []} communities={communities.data ?? []} onImported={() => void refresh()} onClose={() => setOpen(null)} />
       )}

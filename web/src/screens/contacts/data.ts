@@ -125,3 +125,16 @@ export const useContact = (audienceId: string, contactId: string | null) =>
     enabled: contactId !== null,
     queryFn: () => get<ContactDetail>(`/v1/audiences/${audienceId}/contacts/${contactId}`),
   });
+
+export type ScopeKind = 'event' | 'community';
+/** Query keys of an event's or a community's fields (built-ins, central, and its own). */
+export const scopeFieldKeys = {
+  all: ['scope-fields'] as const,
+  one: (kind: ScopeKind, id: string) => ['scope-fields', kind, id] as const,
+};
+export const useScopeFields = (kind: ScopeKind, id: string | null) =>
+  useQuery({
+    queryKey: scopeFieldKeys.one(kind, id ?? ''),
+    enabled: Boolean(id),
+    queryFn: async () => (await get<{ fields: FieldDef[] }>(`/v1/${kind === 'event' ? 'events' : 'communities'}/${id}/fields`)).fields,
+  });
