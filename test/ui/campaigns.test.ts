@@ -260,6 +260,9 @@ describe('campaigns in chromium', () => {
     await dialog.getByRole('button', { name: 'Schedule an event email' }).click();
     await dialog.waitFor({ state: 'detached' });
     await future.getByRole('table', { name: 'Event mail of Future fair' }).getByRole('row', { name: /Reminder \(D-1\).*Scheduled/ }).waitFor();
+    // The default time, 09:00 in the event's zone, shown in that zone whatever the browser's.
+    await future.getByRole('columnheader', { name: 'Send at (Europe/Paris time)' }).waitFor();
+    await future.getByRole('row', { name: /Reminder \(D-1\).*Scheduled.*09:00/ }).waitFor();
 
     const old = page.getByRole('region', { name: 'Old fair' });
     await old.getByRole('button', { name: 'Schedule an event email for Old fair' }).click();

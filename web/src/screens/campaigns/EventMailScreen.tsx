@@ -13,7 +13,7 @@ import { campKeys, EVENT_MAIL_KINDS, isActive, type Campaign, type EventMailKind
 import { messages } from './messages.ts';
 import { AudienceSelect, NoAudience, useAudienceChoice } from './shared/audience.tsx';
 import type { Explanation } from './shared/rules.tsx';
-import { fromLocalInput } from './shared/time.ts';
+import { zonedInputToIso } from '../../time-zone.ts';
 
 function ScheduleDialog({ event, onClose }: { event: EventRow; onClose(): void }) {
   const t = useT(messages);
@@ -33,7 +33,7 @@ function ScheduleDialog({ event, onClose }: { event: EventRow; onClose(): void }
       onClose={onClose}
       onSubmit={async () => {
         try {
-          await post<Campaign>(`/v1/events/${event.id}/mail`, { kind, template_id: tpl, ...(sendAt ? { send_at: fromLocalInput(sendAt) } : {}), ...(name.trim() ? { name: name.trim() } : {}) });
+          await post<Campaign>(`/v1/events/${event.id}/mail`, { kind, template_id: tpl, ...(sendAt ? { send_at: zonedInputToIso(sendAt, event.time_zone) } : {}), ...(name.trim() ? { name: name.trim() } : {}) });
         } catch (e) {
           // The refusal after the event's window says why in the interface language, with the API's precise dates.
           const why = e instanceof ApiError ? (e.details as { explanation?: Explanation } | undefined)?.explanation : undefined;
@@ -61,7 +61,7 @@ function ScheduleDialog({ event, onClose }: { event: EventRow; onClose(): void }
           ))}
         </select>
       </Field>
-      <Field label={t('camp.ev.sendAt')} hint={t('camp.ev.sendAtHint')}>
+      <Field label={t('camp.ev.sendAtZone', { zone: event.time_zone })} hint={t('camp.ev.sendAtHint')}>
         <input type="datetime-local" value={sendAt} onChange={(e) => setSendAt(e.target.value)} />
       </Field>
       <Field label={t('camp.ev.nameOptional')}>
@@ -104,7 +104,7 @@ function EventMailCard({ event }: { event: EventRow }) {
                 <th scope="col">{t('camp.ev.kind')}</th>
                 <th scope="col">{t('common.name')}</th>
                 <th scope="col">{t('camp.status')}</th>
-                <th scope="col">{t('camp.ev.sendAt')}</th>
+                <th scope="col">{t('camp.ev.sendAtZone', { zone: event.time_zone })}</th>
                 <th scope="col" className="num">
                   {t('camp.sent')}
                 </th>
@@ -120,7 +120,7 @@ function EventMailCard({ event }: { event: EventRow }) {
                   <td>
                     <StatusBadge status={c.status} />
                   </td>
-                  <td>{fmt.dateTime(c.send_at)}</td>
+                  <td>{c.send_at ? fmt.dateTimeIn(c.send_at, event.time_zone) : ''}</td>
                   <td className="num">{fmt.number(c.progress?.sent ?? 0)}</td>
                 </tr>
               ))}
