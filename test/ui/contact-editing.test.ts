@@ -277,6 +277,10 @@ describe('adding and editing people in chromium', () => {
   it('editing the contact does not flow down to its participant record', async () => {
     await page.goto(`${ui.baseUrl}/audiences/${audienceId}/contacts/${adaId}`);
     await page.getByRole('heading', { level: 1, name: 'Ada Lovelace' }).waitFor();
+    // The event's own field lives on the participant record: shown under the participation.
+    const own = page.getByRole('list', { name: 'Participations' }).getByRole('definition').filter({ hasText: 'M' });
+    await page.getByRole('list', { name: 'Participations' }).getByText('T-shirt size').waitFor();
+    expect(await own.count()).toBeGreaterThan(0);
     await page.getByRole('button', { name: 'Edit the fields' }).click();
     const form = page.getByRole('form', { name: 'Edit the fields' });
     await form.getByLabel('Team size').fill('4');

@@ -7,11 +7,32 @@ import { Dot, QueryStatus } from '../../components/Status.tsx';
 import { useToast } from '../../components/Toast.tsx';
 import { useFormat, useT } from '../../i18n/index.tsx';
 import { useAudience } from '../audiences/data.ts';
-import { gridKeys, useContact, useFields, type FieldDef } from './data.ts';
+import { gridKeys, useContact, useFields, useScopeFields, type FieldDef, type ScopeKind } from './data.ts';
 import { ContactEditForm } from './ContactEditForm.tsx';
 import { DeleteContactDialog } from './DeleteContactDialog.tsx';
 import { messages } from './messages.ts';
 import './contacts.css';
+
+/**
+ * The values of an event's (a community's) own fields on this person's record there: they live on the
+ * participant (member), not on the audience contact, so the contact's fields above do not show them.
+ */
+function OwnFields({ kind, id, name, data, show }: { kind: ScopeKind; id: string; name: string; data?: Record<string, unknown>; show(f: FieldDef, v: unknown): string }) {
+  const t = useT(messages);
+  const fields = useScopeFields(kind, id);
+  const own = (fields.data ?? []).filter((f) => f.scope === kind && show(f, data?.[f.key]) !== '');
+  if (!own.length) return null;
+  return (
+    <dl className="own-fields" aria-label={t('c.ownFieldsOf', { name })}>
+      {own.map((f) => (
+        <div key={f.key}>
+          <dt>{f.label}</dt>
+          <dd>{show(f, data?.[f.key])}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
 
 interface ConsentRecord {
   id: string;
@@ -222,6 +243,7 @@ export function ContactDetailScreen() {
                     {c.events.map((e) => (
                       <li key={e.participant_id}>
                         {e.name} <span className="muted">{fmt.date(e.starts_at)}</span>
+                        <OwnFields kind="event" id={e.id} name={e.name} data={e.data} show={show} />
                       </li>
                     ))}
                   </ul>
@@ -232,7 +254,10 @@ export function ContactDetailScreen() {
                 {c.communities.length ? (
                   <ul className="plain-list" aria-label={t('c.secMemberships')}>
                     {c.communities.map((m) => (
-                      <li key={m.member_id}>{m.name}</li>
+                      <li key={m.member_id}>
+                        {m.name}
+                        <OwnFields kind="community" id={m.id} name={m.name} data={m.data} show={show} />
+                      </li>
                     ))}
                   </ul>
                 ) : (

@@ -114,8 +114,9 @@ export interface ContactDetail {
   created_at: string;
   updated_at: string;
   company_entity: { id: string; name: string } | null;
-  events: { participant_id: string; id: string; name: string; starts_at: string; ends_at: string }[];
-  communities: { member_id: string; id: string; name: string }[];
+  /** `data`: the participant record, with the values of the event's own fields */
+  events: { participant_id: string; id: string; name: string; starts_at: string; ends_at: string; data?: Record<string, unknown> }[];
+  communities: { member_id: string; id: string; name: string; data?: Record<string, unknown> }[];
   account: { confirmed: boolean; locked: boolean; failed_attempts: number; lock_end: string | null; created_at?: string } | null;
 }
 
