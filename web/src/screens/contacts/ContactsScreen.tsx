@@ -135,7 +135,7 @@ export function ContactsScreen() {
           <h1>{t('c.title', { name: audience.data?.name ?? '…' })}</h1>
         </div>
         <span className="badge" role="status" aria-live="polite">
-          {total === null ? '…' : t('c.count', { n: fmt.number(total) })}
+          {total !== null ? t('c.count', { n: fmt.number(total) }) : totalQ.isError ? t('c.countFailed') : '…'}
         </span>
       </div>
 
