@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextRun, progressOf, transition } from './rules.ts';
+import { nextRun, progressOf, sendAtProblem, transition } from './rules.ts';
 
 const now = new Date('2026-12-01T10:00:00Z');
 const base = { status: 'draft' as const, paused_from: null, send_at: null, every_minutes: null };
@@ -23,6 +23,14 @@ describe('transition', () => {
   it('cancels anything not over', () => {
     expect(transition({ ...base, status: 'paused', paused_from: 'sending' }, 'cancel', now)).toEqual({ ok: true, status: 'cancelled' });
     expect(transition({ ...base, status: 'completed' }, 'cancel', now).ok).toBe(false);
+  });
+});
+
+describe('sendAtProblem', () => {
+  it('refuses a send time past by more than a minute, names it', () => {
+    expect(sendAtProblem(new Date('2020-01-01T00:00:00Z'), now)).toMatch(/2020-01-01T00:00:00.000Z has passed/);
+    expect(sendAtProblem(new Date(now.getTime() - 30_000), now)).toBeNull();
+    expect(sendAtProblem(new Date(now.getTime() + 3_600_000), now)).toBeNull();
   });
 });
 

@@ -30,6 +30,15 @@ export function transition(
 
 export const DEFAULT_EVERY_MINUTES = 30;
 
+/** The slack given to a send time just before now: a "now" computed on another machine, or a request in flight. */
+export const SEND_AT_SLACK_MS = 60_000;
+
+/** Why a campaign cannot be created with this send time, or null: a time already past would send at once, which is not what was asked. */
+export function sendAtProblem(sendAt: Date, now: Date): string | null {
+  if (sendAt.getTime() >= now.getTime() - SEND_AT_SLACK_MS) return null;
+  return `the send time ${sendAt.toISOString()} has passed (it is now ${now.toISOString()}); give a later send_at, or none to send now`;
+}
+
 /** After a recurring run starts at `startedAt`, the next one is a period later; a late run does not pile up catch-ups. */
 export function nextRun(everyMinutes: number, startedAt: Date, now: Date): Date {
   const period = everyMinutes * 60_000;
