@@ -26,6 +26,11 @@ declare module 'fastify' {
 
 export const SESSION_COOKIE = 'envoi_session';
 export const CSRF_HEADER = 'x-envoi-csrf';
+/**
+ * The largest `offset` a list takes (the contacts grid's bound): beyond it a page is refused with a 400
+ * saying so, rather than handed to the database (whose bigint overflows past 2^63).
+ */
+export const MAX_LIST_OFFSET = 100_000_000;
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Bound to one session and derivable only with the instance secret, so another site cannot forge it and no table is needed. */
