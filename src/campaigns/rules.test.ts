@@ -13,6 +13,13 @@ describe('transition', () => {
     expect(transition({ ...base, status: 'sending' }, 'start', now).ok).toBe(false);
   });
 
+  it('says why a campaign that is not a draft cannot be started: cancelled, completed, paused or under way', () => {
+    expect(transition({ ...base, status: 'cancelled' }, 'start', now)).toEqual({ ok: false, reason: 'the campaign is cancelled and cannot be started; create a new one' });
+    expect(transition({ ...base, status: 'completed' }, 'start', now)).toMatchObject({ ok: false, reason: expect.stringContaining('completed and cannot be started again') });
+    expect(transition({ ...base, status: 'paused', paused_from: 'sending' }, 'start', now)).toMatchObject({ ok: false, reason: expect.stringContaining('resume it') });
+    expect(transition({ ...base, status: 'scheduled' }, 'start', now)).toMatchObject({ ok: false, reason: 'the campaign is already started (scheduled)' });
+  });
+
   it('pauses what is scheduled, resolving or sending, and resumes to where it was', () => {
     for (const status of ['scheduled', 'resolving', 'sending'] as const) expect(transition({ ...base, status }, 'pause', now)).toEqual({ ok: true, status: 'paused' });
     for (const status of ['draft', 'paused', 'completed', 'cancelled'] as const) expect(transition({ ...base, status }, 'pause', now).ok).toBe(false);

@@ -14,7 +14,10 @@ export function transition(
 ): { ok: true; status: CampaignStatus; next_run_at?: Date | null } | { ok: false; reason: string } {
   switch (action) {
     case 'start':
-      if (c.status !== 'draft') return { ok: false, reason: `a ${c.status} campaign is already started` };
+      if (c.status === 'cancelled') return { ok: false, reason: 'the campaign is cancelled and cannot be started; create a new one' };
+      if (c.status === 'completed') return { ok: false, reason: 'the campaign is completed and cannot be started again; create a new one' };
+      if (c.status === 'paused') return { ok: false, reason: 'the campaign is already started and paused; resume it instead' };
+      if (c.status !== 'draft') return { ok: false, reason: `the campaign is already started (${c.status})` };
       return { ok: true, status: 'scheduled', next_run_at: c.send_at && c.send_at > now ? c.send_at : now };
     case 'pause':
       if (c.status !== 'scheduled' && c.status !== 'resolving' && c.status !== 'sending') return { ok: false, reason: `a ${c.status} campaign cannot be paused` };
