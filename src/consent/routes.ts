@@ -163,7 +163,7 @@ export async function consentRoutes(app: App, ctx: AppContext) {
           }
           chunks.push(chunk as Buffer);
         }
-        return reply.status(201).send(await svc.importExclusions(ctx, p, Readable.from([Buffer.concat(chunks)])));
+        return reply.status(201).send(await svc.importExclusions(ctx, p, Buffer.concat(chunks)));
       },
     );
   });
