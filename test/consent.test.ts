@@ -96,6 +96,17 @@ describe('exports', () => {
     expect((await api('GET', '/v1/exclusions?q=latin')).body.items).toEqual([]);
   });
 
+  it('names each address it refuses, with its place in the list counted from 1, and adds none of the list', async () => {
+    const one = await api('POST', '/v1/exclusions', { items: [{ email: 'fine-one@example.com' }, { email: 'not-an-address' }] });
+    expectStatus(one, 400);
+    expect(one.body.error).toMatchObject({ code: 'invalid_email', message: '"not-an-address" (item 2 of 2): email must look like name@domain.tld' });
+    const two = await api('POST', '/v1/exclusions', { items: [{ email: 'bad\tone@example.com' }, { email: 'fine-two@example.com' }, { email: '@nowhere' }] });
+    expectStatus(two, 400);
+    expect(two.body.error.message).toBe('"bad\\tone@example.com" (item 1 of 3): email contains a control character; and 1 more (details.problems)');
+    expect(two.body.error.details.problems).toEqual(['"bad\\tone@example.com" (item 1 of 3): email contains a control character', '"@nowhere" (item 3 of 3): email must look like name@domain.tld']);
+    expect((await api('GET', '/v1/exclusions?q=fine-')).body.items).toEqual([]);
+  });
+
   it('exports the exclusion list as CSV', async () => {
     expectStatus(await api('POST', '/v1/exclusions', { items: [{ email: 'a@example.com', reason: '@boss said so' }, { email: 'b@example.com' }] }), 201);
     const csv = await api('GET', '/v1/exclusions/export');

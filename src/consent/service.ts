@@ -139,14 +139,21 @@ export interface ExclusionInput {
 }
 
 /** Adds addresses to the exclusion list; every bad address is reported, none is added then. */
+/** A rejected address as the message shows it: in quotes, control characters escaped, a long one cut. */
+function quoted(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
+}
+
 export async function addExclusions(ctx: AppContext, p: Principal, items: ExclusionInput[], source: string) {
   const problems: string[] = [];
   const rows = items.map((it, i) => {
     const e = checkEmail(it.email);
-    if (!e.ok) problems.push(`items[${i}].email: ${e.reason}`);
+    // The address itself, and its place counted from 1 as a person reads a list.
+    if (!e.ok) problems.push(`${quoted(it.email)} (item ${i + 1} of ${items.length}): ${e.reason}`);
     return { org_id: p.orgId, email_lower: e.ok ? e.lower : '', reason: oneLine(it.reason, 500), source, created_by: `${p.kind}:${p.id}`, created_at: ctx.now() };
   });
-  if (problems.length) throw badRequest('invalid_email', problems[0]!, { problems });
+  if (problems.length) throw badRequest('invalid_email', problems.length === 1 ? problems[0]! : `${problems[0]!}; and ${problems.length - 1} more (details.problems)`, { problems });
   const added = await store.addExclusions(ctx.db, rows);
   return { added, already_listed: rows.length - added };
 }
