@@ -62,6 +62,31 @@ describe('audience model', () => {
     expectStatus(badId, 400);
   });
 
+  it('bounds the limit and offset of the participant and member lists as the contacts list does, with a clear 400', async () => {
+    for (const list of [`/v1/events/${eventId}/participants`, `/v1/communities/${communityId}/members`, `/v1/audiences/${audienceId}/contacts`]) {
+      for (const [query, message] of [
+        ['offset=99999999999999999999', /offset: must be <= 100000000/],
+        ['offset=100000001', /offset: must be <= 100000000/],
+        ['offset=-1', /offset: must be >= 0/],
+        ['limit=0', /limit: must be >= 1/],
+        ['limit=abc', /limit: must be integer/],
+      ] as const) {
+        const r = await t.request('GET', `${list}?${query}`, { token: org.apiKey });
+        expectStatus(r, 400);
+        expect(r.body.error.code, `${list}?${query}`).toBe('invalid_request');
+        expect(r.body.error.message, `${list}?${query}`).toMatch(message);
+        expect(r.body.error.message).not.toMatch(/bigint|out of range/);
+      }
+      expectStatus(await t.request('GET', `${list}?offset=100000000&limit=1`, { token: org.apiKey }), 200);
+    }
+    // The other lists paged by offset take the same bound.
+    for (const list of ['/v1/exclusions', '/v1/suppressions', '/v1/outbox', `/v1/audiences/${audienceId}/contacts/00000000-0000-7000-8000-000000000000/messages`]) {
+      const r = await t.request('GET', `${list}?offset=99999999999999999999`, { token: org.apiKey });
+      expectStatus(r, 400);
+      expect(r.body.error.message, list).toMatch(/offset: must be <= 100000000/);
+    }
+  });
+
   it('makes a participant a contact once the email is known, case-insensitively unique', async () => {
     const p = await t.request('POST', `/v1/events/${eventId}/participants`, {
       token: org.apiKey,

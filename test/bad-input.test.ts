@@ -232,6 +232,26 @@ describe('bodies', () => {
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
   });
 
+  it('an empty body under content-type: application/json is no body: fine where none is needed, "required" where one is', async () => {
+    const json = { 'content-type': 'application/json' };
+    expectStatus(await api('POST', '/v1/exclusions', { items: [{ email: 'empty-body@example.com' }] }), 201);
+    for (const body of ['', ' \r\n']) {
+      expectStatus(await api('POST', '/v1/exclusions', { items: [{ email: 'empty-body@example.com' }] }), 201);
+      const del = await t.request('DELETE', '/v1/exclusions/empty-body@example.com', { token: org.apiKey, body, headers: json });
+      expect(del.status, del.text).toBeLessThan(300);
+      const post = await t.request('POST', '/v1/audiences', { token: org.apiKey, body, headers: json });
+      expectStatus(post, 400);
+      expect(post.body.error).toMatchObject({ code: 'invalid_request', message: expect.stringMatching(/body is required/) });
+    }
+    // The same without a content type, and a body of the wrong shape still says what is wrong with it.
+    const none = await t.request('POST', '/v1/audiences', { token: org.apiKey });
+    expectStatus(none, 400);
+    expect(none.body.error.message).toMatch(/body is required/);
+    const wrong = await t.request('POST', '/v1/audiences', { token: org.apiKey, body: {} });
+    expectStatus(wrong, 400);
+    expect(wrong.body.error.message).toMatch(/name/);
+  });
+
   it('a URL the router cannot decode gets the usual error shape', async () => {
     for (const url of ['/r/%ff%fe', '/u/%c0', '/v1/audiences/%e0%a4']) {
       const r = await t.request('GET', url);

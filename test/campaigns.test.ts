@@ -128,6 +128,20 @@ describe('campaigns', () => {
     const bad = await api('POST', `/v1/audiences/${audienceId}/campaigns`, { name: 'x', template_id: mkt, target: { filter: { field: 'nope', op: 'equals', value: 1 } } });
     expectStatus(bad, 400);
     expectStatus(await api('POST', `/v1/audiences/${audienceId}/campaigns`, { name: 'x', template_id: mkt, target: { view_id: viewId, contact_ids: [] } }), 400);
+    // A send time already past would send at once: refused, draft or not, with a minute of slack for clocks.
+    for (const start of [true, false]) {
+      const past = await api('POST', `/v1/audiences/${audienceId}/campaigns`, { name: 'x', template_id: mkt, target: { view_id: viewId }, send_at: '2020-01-01T00:00:00Z', start });
+      expectStatus(past, 400);
+      expect(past.body.error).toMatchObject({ code: 'send_time_passed', message: expect.stringContaining('2020-01-01T00:00:00.000Z has passed') });
+    }
+    const justNow = await api('POST', `/v1/audiences/${audienceId}/campaigns`, { name: 'just now', template_id: mkt, target: { view_id: viewId }, send_at: new Date(t.clock.now.getTime() - 30_000).toISOString() });
+    expectStatus(justNow, 201);
+    expect(justNow.body.status).toBe('draft');
+    // A cancelled draft cannot be started, and the refusal says it is cancelled.
+    expect((await api('POST', `/v1/campaigns/${justNow.body.id}/cancel`)).body.status).toBe('cancelled');
+    const restart = await api('POST', `/v1/campaigns/${justNow.body.id}/start`);
+    expectStatus(restart, 409);
+    expect(restart.body.error).toMatchObject({ code: 'invalid_transition', message: 'the campaign is cancelled and cannot be started; create a new one', details: { status: 'cancelled' } });
     const viewer = await orgs.createApiKey(t.envoi.ctx, org.orgId, { name: 'viewer', role: 'viewer' });
     expectStatus(await api('POST', `/v1/audiences/${audienceId}/campaigns`, { name: 'x', template_id: mkt, target: { view_id: viewId } }, viewer.key), 403);
     expectStatus(await api('GET', `/v1/campaigns/${sel.body.id}`, undefined, other.apiKey), 404);

@@ -80,6 +80,33 @@ describe('exports', () => {
     expectStatus(await t.request('POST', '/v1/exclusions/import', { token: org.apiKey, body: { email: 'x@example.com' } }), 415);
   });
 
+  it('imports a UTF-16 exclusion file, and refuses one that is not UTF-8 with the contacts import\'s message, quoting no bytes', async () => {
+    const send = (payload: Buffer) => t.envoi.http.inject({ method: 'POST', url: '/v1/exclusions/import', payload, headers: { authorization: `Bearer ${org.apiKey}`, 'content-type': 'text/csv' } });
+    const utf16 = await send(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('email,reason\r\nutf16-excluded@example.com,à sa demande\r\n', 'utf16le')]));
+    expect(utf16.statusCode, utf16.body).toBe(201);
+    expect(utf16.json()).toMatchObject({ rows: 1, added: 1, errors: [] });
+    expect((await api('GET', '/v1/exclusions?q=utf16-excluded')).body.items).toEqual([expect.objectContaining({ email_lower: 'utf16-excluded@example.com', reason: 'à sa demande' })]);
+    // A binary file (here a PNG's first bytes, then noise) and a Latin-1 one.
+    const binary = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d]), Buffer.from('"email\n\u0000\u0001"x"\u00ff', 'latin1')]);
+    for (const payload of [binary, Buffer.from('email,reason\nlatin@example.com,d\xe9j\xe0 vu\n', 'latin1')]) {
+      const r = await send(payload);
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().error).toEqual({ code: 'not_utf8', message: 'the file is not UTF-8: save it as "CSV UTF-8" and try again' });
+    }
+    expect((await api('GET', '/v1/exclusions?q=latin')).body.items).toEqual([]);
+  });
+
+  it('names each address it refuses, with its place in the list counted from 1, and adds none of the list', async () => {
+    const one = await api('POST', '/v1/exclusions', { items: [{ email: 'fine-one@example.com' }, { email: 'not-an-address' }] });
+    expectStatus(one, 400);
+    expect(one.body.error).toMatchObject({ code: 'invalid_email', message: '"not-an-address" (item 2 of 2): email must look like name@domain.tld' });
+    const two = await api('POST', '/v1/exclusions', { items: [{ email: 'bad\tone@example.com' }, { email: 'fine-two@example.com' }, { email: '@nowhere' }] });
+    expectStatus(two, 400);
+    expect(two.body.error.message).toBe('"bad\\tone@example.com" (item 1 of 3): email contains a control character; and 1 more (details.problems)');
+    expect(two.body.error.details.problems).toEqual(['"bad\\tone@example.com" (item 1 of 3): email contains a control character', '"@nowhere" (item 3 of 3): email must look like name@domain.tld']);
+    expect((await api('GET', '/v1/exclusions?q=fine-')).body.items).toEqual([]);
+  });
+
   it('exports the exclusion list as CSV', async () => {
     expectStatus(await api('POST', '/v1/exclusions', { items: [{ email: 'a@example.com', reason: '@boss said so' }, { email: 'b@example.com' }] }), 201);
     const csv = await api('GET', '/v1/exclusions/export');

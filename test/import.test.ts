@@ -215,6 +215,29 @@ describe('CSV import', () => {
     expect((await contacts(aud)).map((c) => c.email)).toEqual(['ok@example.com']);
   });
 
+  it('reads a UTF-16 file with its byte order mark (Excel\'s "Unicode text"), little- or big-endian, whatever the chunks', async () => {
+    const text = 'email\tfirst_name\tlast_name\r\nhelene@example.com\tHélène\tDurand 😀\r\nzoe@example.com\tZoë\tÅberg\r\n';
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]);
+    const be = Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]);
+    const expected = [
+      ['helene@example.com', 'Hélène', 'Durand 😀'],
+      ['zoe@example.com', 'Zoë', 'Åberg'],
+    ];
+    for (const bytes of [le, be]) {
+      const aud = await newAudience();
+      const r = await t.envoi.http.inject({ method: 'POST', url: `/v1/audiences/${aud}/imports`, payload: bytes, headers: { authorization: `Bearer ${org.apiKey}`, 'content-type': 'text/csv' } });
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json()).toMatchObject({ rows: 2, created: 2, skipped: 0, delimiter: '\t' });
+      expect((await contacts(aud)).map((c) => [c.email, c.first_name, c.last_name])).toEqual(expected);
+    }
+    // Chunks of odd sizes cut the byte order mark and the two-byte units (and the emoji's pair) in half.
+    const aud = await newAudience();
+    const pieces = (b: Buffer) => Array.from({ length: Math.ceil(b.length / 3) }, (_, i) => b.subarray(i * 3, i * 3 + 3));
+    const report = await importContacts(t.envoi.ctx, cliPrincipal(org.orgId), { audienceId: aud, source: 'cli', batchSize: 1 }, Readable.from([le.subarray(0, 1), ...pieces(le.subarray(1))]));
+    expect(report).toMatchObject({ rows: 2, created: 2, skipped: 0 });
+    expect((await contacts(aud)).map((c) => [c.email, c.first_name, c.last_name])).toEqual(expected);
+  });
+
   it('registers every row as a participant of an event, creating or updating the contacts', async () => {
     const aud = await newAudience();
     const ev = await t.request('POST', `/v1/audiences/${aud}/events`, {

@@ -418,7 +418,7 @@ describe('webhooks', () => {
     const config = t.envoi.ctx.config;
     config.webhookPrivateNetworks = false;
     try {
-      for (const url of [receiver.url('/private'), 'https://10.0.0.8/h', 'https://169.254.169.254/latest', 'https://[::ffff:7f00:1]/h', 'https://[fd00::1]/h', 'http://localhost:8080/h', 'https://app.localhost/h']) {
+      for (const url of [receiver.url('/private'), 'https://10.0.0.8/h', 'https://169.254.169.254/latest', 'https://[::ffff:7f00:1]/h', 'https://[fd00::1]/h', 'http://localhost:8080/h', 'https://app.localhost/h', 'https://localhost./x', 'https://app.localhost./h']) {
         const r = await api('POST', '/v1/webhooks', { url, events: ['*'] });
         expectStatus(r, 400);
         expect(r.body.error.code, url).toBe('invalid_url');

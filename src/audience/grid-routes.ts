@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { requireRole } from '../platform/http.ts';
+import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './grid-service.ts';
 
@@ -18,7 +18,7 @@ const Columns = Type.Array(Type.String({ maxLength: 100 }), { maxItems: 200 });
 const paging = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: svc.MAX_PAGE, default: 50 })),
   cursor: Type.Optional(Nullable(Type.String({ maxLength: 4000 }))),
-  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET })),
   count: Type.Optional(Type.Boolean()),
 };
 const QueryBody = Type.Object(
@@ -65,7 +65,7 @@ const ListQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: svc.MAX_PAGE, default: 50 })),
     cursor: Type.Optional(Type.String({ maxLength: 4000 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000_000 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET })),
     sort: Type.Optional(Type.String({ maxLength: 100, description: '"field" or "-field" (descending)' })),
     q: Type.Optional(Type.String({ maxLength: 200, description: 'quick search: every word in the first name, last name or email' })),
     count: Type.Optional(Type.Boolean()),

@@ -24,6 +24,7 @@ import {
 import { audienceFor, communityFor, eventFor, type RecordKind } from './service.ts';
 import * as store from './store.ts';
 import { ImportSink } from './import-sink.ts';
+import { NOT_UTF8_MESSAGE, utf16Decoder, utf16Of } from './csv-encoding.ts';
 
 /** Above this an upload is refused (413): a contact file this large is a mistake, not a list. */
 export const MAX_IMPORT_BYTES = 500 * 1024 * 1024;
@@ -159,7 +160,7 @@ export async function importContacts(ctx: AppContext, p: Principal, opts: Import
   const headers = first.value.record.map((h) => h.trim());
   if (headers.some((h) => h.includes('\uFFFD'))) {
     await records.return?.();
-    throw badRequest('not_utf8', 'the file is not UTF-8: save it as "CSV UTF-8" and try again');
+    throw badRequest('not_utf8', NOT_UTF8_MESSAGE);
   }
   const resolved = resolveColumns(headers, target.mappable, opts.mapping ?? null);
   if (!resolved.ok) {
@@ -290,26 +291,51 @@ function csvProblem(err: CsvError): string {
 
 /**
  * The first line of the upload, decoded, for the delimiter and encoding checks, then every byte
- * unchanged for the parser; counts bytes against the size limit on the way.
+ * unchanged for the parser; counts bytes against the size limit on the way. A UTF-16 upload (its byte
+ * order mark says so: Excel's "Unicode text") is decoded to text for the parser instead, the limit
+ * still counted in the bytes received.
  */
 function sniffHeader(input: AsyncIterable<Buffer | string>, maxBytes: number) {
   const it = input[Symbol.asyncIterator]();
   const held: (Buffer | string)[] = [];
   let bytes = 0;
+  let utf16: ReturnType<typeof utf16Decoder> | null = null;
+  let ended = false;
   const count = (chunk: Buffer | string) => {
     bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     if (bytes > maxBytes) throw new AppError(413, 'file_too_large', `the file is larger than the ${sizeText(maxBytes)} an import accepts`);
   };
+  const decode = (chunk: Buffer | string) => (utf16 && typeof chunk !== 'string' ? utf16.write(chunk) : chunk);
+  /** The next chunk as received, counted; null at the end. */
+  const read = async (): Promise<Buffer | string | null> => {
+    if (ended) return null;
+    const n = await it.next();
+    if (n.done) {
+      ended = true;
+      return null;
+    }
+    count(n.value);
+    return n.value;
+  };
   return {
     async head(): Promise<string> {
+      let first = await read();
+      // The byte order mark decides the encoding: two bytes, whatever the chunks.
+      while (first !== null && typeof first !== 'string' && first.length < 2) {
+        const more = await read();
+        if (more === null) break;
+        first = typeof more === 'string' ? first.toString('utf8') + more : Buffer.concat([first, more]);
+      }
+      if (first !== null && typeof first !== 'string') {
+        const encoding = utf16Of(first);
+        if (encoding) utf16 = utf16Decoder(encoding);
+      }
       const decoder = new StringDecoder('utf8');
       let text = '';
-      for (;;) {
-        const n = await it.next();
-        if (n.done) break;
-        count(n.value);
-        held.push(n.value);
-        text += typeof n.value === 'string' ? n.value : decoder.write(n.value);
+      for (let chunk = first; chunk !== null; chunk = await read()) {
+        const decoded = decode(chunk);
+        held.push(decoded);
+        text += typeof decoded === 'string' ? decoded : decoder.write(decoded);
         if (/[\r\n]/.test(text) || text.length > HEADER_SNIFF_BYTES) break;
       }
       return text.replace(/^\uFEFF/, '');
@@ -318,11 +344,12 @@ function sniffHeader(input: AsyncIterable<Buffer | string>, maxBytes: number) {
       try {
         yield* held.splice(0);
         for (;;) {
-          const n = await it.next();
-          if (n.done) return;
-          count(n.value);
-          yield n.value;
+          const chunk = await read();
+          if (chunk === null) break;
+          yield decode(chunk);
         }
+        const rest = utf16?.end();
+        if (rest) yield rest;
       } finally {
         // Stopped early (bad header, failure): release the upload or file rather than leave it paused.
         await it.return?.();

@@ -1,6 +1,6 @@
 import { Type, type Static } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { requireRole } from '../platform/http.ts';
+import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './service.ts';
 import { followEventTimes } from '../campaigns/service.ts';
@@ -47,7 +47,7 @@ const EventBody = Type.Object(
   { name: Name, starts_at: Type.String({ format: 'date-time' }), ends_at: Type.String({ format: 'date-time' }), time_zone: Type.String({ minLength: 1, maxLength: 64 }) },
   { additionalProperties: false },
 );
-const Page = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }), offset: Type.Integer({ minimum: 0, default: 0 }) });
+const Page = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }), offset: Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET, default: 0 }) });
 
 export function audienceRoutes(app: App, ctx: AppContext) {
   const t = (tag: string, summary: string) => ({ tags: [tag], summary });
@@ -160,7 +160,7 @@ export function audienceRoutes(app: App, ctx: AppContext) {
       schema: {
         ...t('contacts', 'The mail a contact received, newest first, each with its template, campaign, event and tracking history'),
         params: ContactParams,
-        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_MESSAGES_PAGE, default: 50 }), offset: Type.Integer({ minimum: 0, default: 0 }) }),
+        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: MAX_MESSAGES_PAGE, default: 50 }), offset: Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET, default: 0 }) }),
       },
     },
     async (req) => contactMessages(ctx, requireRole(req), req.params.audienceId, req.params.contactId, req.query),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextRun, progressOf, transition } from './rules.ts';
+import { nextRun, progressOf, sendAtProblem, transition } from './rules.ts';
 
 const now = new Date('2026-12-01T10:00:00Z');
 const base = { status: 'draft' as const, paused_from: null, send_at: null, every_minutes: null };
@@ -13,6 +13,13 @@ describe('transition', () => {
     expect(transition({ ...base, status: 'sending' }, 'start', now).ok).toBe(false);
   });
 
+  it('says why a campaign that is not a draft cannot be started: cancelled, completed, paused or under way', () => {
+    expect(transition({ ...base, status: 'cancelled' }, 'start', now)).toEqual({ ok: false, reason: 'the campaign is cancelled and cannot be started; create a new one' });
+    expect(transition({ ...base, status: 'completed' }, 'start', now)).toMatchObject({ ok: false, reason: expect.stringContaining('completed and cannot be started again') });
+    expect(transition({ ...base, status: 'paused', paused_from: 'sending' }, 'start', now)).toMatchObject({ ok: false, reason: expect.stringContaining('resume it') });
+    expect(transition({ ...base, status: 'scheduled' }, 'start', now)).toMatchObject({ ok: false, reason: 'the campaign is already started (scheduled)' });
+  });
+
   it('pauses what is scheduled, resolving or sending, and resumes to where it was', () => {
     for (const status of ['scheduled', 'resolving', 'sending'] as const) expect(transition({ ...base, status }, 'pause', now)).toEqual({ ok: true, status: 'paused' });
     for (const status of ['draft', 'paused', 'completed', 'cancelled'] as const) expect(transition({ ...base, status }, 'pause', now).ok).toBe(false);
@@ -23,6 +30,14 @@ describe('transition', () => {
   it('cancels anything not over', () => {
     expect(transition({ ...base, status: 'paused', paused_from: 'sending' }, 'cancel', now)).toEqual({ ok: true, status: 'cancelled' });
     expect(transition({ ...base, status: 'completed' }, 'cancel', now).ok).toBe(false);
+  });
+});
+
+describe('sendAtProblem', () => {
+  it('refuses a send time past by more than a minute, names it', () => {
+    expect(sendAtProblem(new Date('2020-01-01T00:00:00Z'), now)).toMatch(/2020-01-01T00:00:00.000Z has passed/);
+    expect(sendAtProblem(new Date(now.getTime() - 30_000), now)).toBeNull();
+    expect(sendAtProblem(new Date(now.getTime() + 3_600_000), now)).toBeNull();
   });
 });
 

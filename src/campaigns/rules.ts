@@ -14,7 +14,10 @@ export function transition(
 ): { ok: true; status: CampaignStatus; next_run_at?: Date | null } | { ok: false; reason: string } {
   switch (action) {
     case 'start':
-      if (c.status !== 'draft') return { ok: false, reason: `a ${c.status} campaign is already started` };
+      if (c.status === 'cancelled') return { ok: false, reason: 'the campaign is cancelled and cannot be started; create a new one' };
+      if (c.status === 'completed') return { ok: false, reason: 'the campaign is completed and cannot be started again; create a new one' };
+      if (c.status === 'paused') return { ok: false, reason: 'the campaign is already started and paused; resume it instead' };
+      if (c.status !== 'draft') return { ok: false, reason: `the campaign is already started (${c.status})` };
       return { ok: true, status: 'scheduled', next_run_at: c.send_at && c.send_at > now ? c.send_at : now };
     case 'pause':
       if (c.status !== 'scheduled' && c.status !== 'resolving' && c.status !== 'sending') return { ok: false, reason: `a ${c.status} campaign cannot be paused` };
@@ -29,6 +32,15 @@ export function transition(
 }
 
 export const DEFAULT_EVERY_MINUTES = 30;
+
+/** The slack given to a send time just before now: a "now" computed on another machine, or a request in flight. */
+export const SEND_AT_SLACK_MS = 60_000;
+
+/** Why a campaign cannot be created with this send time, or null: a time already past would send at once, which is not what was asked. */
+export function sendAtProblem(sendAt: Date, now: Date): string | null {
+  if (sendAt.getTime() >= now.getTime() - SEND_AT_SLACK_MS) return null;
+  return `the send time ${sendAt.toISOString()} has passed (it is now ${now.toISOString()}); give a later send_at, or none to send now`;
+}
 
 /** After a recurring run starts at `startedAt`, the next one is a period later; a late run does not pile up catch-ups. */
 export function nextRun(everyMinutes: number, startedAt: Date, now: Date): Date {

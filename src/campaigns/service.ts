@@ -16,7 +16,7 @@ import { audienceFor, eventFor } from '../audience/service.ts';
 import { createView, resolveTarget, targetContactsPage, targetIdsPage } from '../audience/grid-service.ts';
 import { templateFor } from '../mail/template-service.ts';
 import * as sending from '../sending/service.ts';
-import { DEFAULT_EVERY_MINUTES, nextRun, PENDING_STATUSES, progressOf, transition, type CampaignAction } from './rules.ts';
+import { DEFAULT_EVERY_MINUTES, nextRun, PENDING_STATUSES, progressOf, sendAtProblem, transition, type CampaignAction } from './rules.ts';
 import * as store from './store.ts';
 
 export interface CampaignInput {
@@ -73,6 +73,9 @@ export async function createCampaign(ctx: AppContext, p: Principal, audienceId: 
   await resolveTarget(ctx, audienceId, input.target, ctx.now());
   const sendAt = input.send_at ? new Date(input.send_at) : null;
   if (sendAt && Number.isNaN(sendAt.getTime())) throw badRequest('invalid_send_at', 'send_at is not a date-time');
+  // Event mail (extra) has its own check, with the event's window, in assertEventWindow.
+  const passed = sendAt && !extra ? sendAtProblem(sendAt, ctx.now()) : null;
+  if (passed) throw badRequest('send_time_passed', passed, { send_at: sendAt!.toISOString() });
   const every = input.every_minutes ?? (input.recurring ? DEFAULT_EVERY_MINUTES : null);
   let deadline: Date | null = null;
   if (input.repermission) {

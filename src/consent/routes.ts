@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { requireRole } from '../platform/http.ts';
+import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { AppError } from '../platform/errors.ts';
 import { CONSENT_METHODS } from './ledger-rules.ts';
@@ -163,7 +163,7 @@ export async function consentRoutes(app: App, ctx: AppContext) {
           }
           chunks.push(chunk as Buffer);
         }
-        return reply.status(201).send(await svc.importExclusions(ctx, p, Readable.from([Buffer.concat(chunks)])));
+        return reply.status(201).send(await svc.importExclusions(ctx, p, Buffer.concat(chunks)));
       },
     );
   });
@@ -182,7 +182,7 @@ export async function consentRoutes(app: App, ctx: AppContext) {
 
   app.get(
     '/v1/exclusions',
-    { schema: { ...t('The exclusion list: addresses that get no marketing from any audience'), querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }), offset: Type.Integer({ minimum: 0, default: 0 }), q: Type.Optional(Type.String({ maxLength: 320 })) }) } },
+    { schema: { ...t('The exclusion list: addresses that get no marketing from any audience'), querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }), offset: Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET, default: 0 }), q: Type.Optional(Type.String({ maxLength: 320 })) }) } },
     async (req) => svc.listExclusions(ctx, requireRole(req), req.query),
   );
   app.post('/v1/exclusions', { schema: { ...t('Add addresses to the exclusion list', 'Transactional and event mail still go to them.'), body: ExclusionBody } }, async (req, reply) =>

@@ -3,7 +3,7 @@
  * history, verifying an audience's chain, and the organisation's exclusion list. Other capabilities
  * (the unsubscribe page, double opt-in, re-permission) record through `appendConsent`.
  */
-import { pipeline } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import { parse } from 'csv-parse';
 import type { Kysely } from 'kysely';
 import type { AppContext } from '../platform/context.ts';
@@ -11,6 +11,7 @@ import type { ConsentAction, DB } from '../platform/schema.ts';
 import { AppError, badRequest, notFound } from '../platform/errors.ts';
 import { checkEmail } from '../platform/email-address.ts';
 import type { Principal } from '../organisations/service.ts';
+import { csvText } from '../audience/csv-encoding.ts';
 import { addRecord, audienceFor, contactFor, contactsForSending, eventFor, type ValuesInput } from '../audience/service.ts';
 import { verifyChain, type ChainCheck } from './ledger-rules.ts';
 import * as store from './ledger-store.ts';
@@ -138,14 +139,21 @@ export interface ExclusionInput {
 }
 
 /** Adds addresses to the exclusion list; every bad address is reported, none is added then. */
+/** A rejected address as the message shows it: in quotes, control characters escaped, a long one cut. */
+function quoted(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
+}
+
 export async function addExclusions(ctx: AppContext, p: Principal, items: ExclusionInput[], source: string) {
   const problems: string[] = [];
   const rows = items.map((it, i) => {
     const e = checkEmail(it.email);
-    if (!e.ok) problems.push(`items[${i}].email: ${e.reason}`);
+    // The address itself, and its place counted from 1 as a person reads a list.
+    if (!e.ok) problems.push(`${quoted(it.email)} (item ${i + 1} of ${items.length}): ${e.reason}`);
     return { org_id: p.orgId, email_lower: e.ok ? e.lower : '', reason: oneLine(it.reason, 500), source, created_by: `${p.kind}:${p.id}`, created_at: ctx.now() };
   });
-  if (problems.length) throw badRequest('invalid_email', problems[0]!, { problems });
+  if (problems.length) throw badRequest('invalid_email', problems.length === 1 ? problems[0]! : `${problems[0]!}; and ${problems.length - 1} more (details.problems)`, { problems });
   const added = await store.addExclusions(ctx.db, rows);
   return { added, already_listed: rows.length - added };
 }
@@ -233,11 +241,17 @@ export const MAX_EXCLUSION_IMPORT_BYTES = 20 * 1024 * 1024;
  * Adds the addresses of a CSV file (a column named email, optionally reason) to the exclusion list,
  * read as a stream: good rows are kept, each bad one is reported with its line number.
  */
-export async function importExclusions(ctx: AppContext, p: Principal, input: NodeJS.ReadableStream) {
+/** The file, whole (the route keeps the size limit): UTF-8, or UTF-16 with its byte order mark, as the contacts import takes it. */
+/** csv-parse's message without the file's own bytes it may quote (control characters escaped, kept short). */
+function csvParseProblem(err: Error): string {
+  const message = err.message.replace(/[\u0000-\u001f\u007f-\u009f\uFFFD]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
+}
+
+export async function importExclusions(ctx: AppContext, p: Principal, file: Uint8Array) {
+  const text = csvText(file);
   const parser = parse({ bom: true, columns: (h: string[]) => h.map((x) => x.trim().toLowerCase()), skip_empty_lines: true, relax_column_count: true, info: true, trim: true });
-  // pipeline, not pipe: an error of the upload (size limit, cut connection) destroys the parser with
-  // it, so the loop below ends with that error instead of waiting for rows that never come.
-  pipeline(input, parser, () => {});
+  pipeline(Readable.from([text]), parser, () => {});
   const errors: { line: number; message: string }[] = [];
   let batch: Parameters<typeof store.addExclusions>[1] = [];
   let added = 0;
@@ -261,7 +275,7 @@ export async function importExclusions(ctx: AppContext, p: Principal, input: Nod
   } catch (err) {
     if (err instanceof AppError) throw err;
     await flush();
-    throw badRequest('invalid_csv', `the file is not valid CSV: ${(err as Error).message}`, { added, errors });
+    throw badRequest('invalid_csv', `the file is not valid CSV: ${csvParseProblem(err as Error)}`, { added, errors });
   }
   await flush();
   return { rows, added, already_listed: rows - errors.length - added, errors };

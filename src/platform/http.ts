@@ -26,6 +26,11 @@ declare module 'fastify' {
 
 export const SESSION_COOKIE = 'envoi_session';
 export const CSRF_HEADER = 'x-envoi-csrf';
+/**
+ * The largest `offset` a list takes (the contacts grid's bound): beyond it a page is refused with a 400
+ * saying so, rather than handed to the database (whose bigint overflows past 2^63).
+ */
+export const MAX_LIST_OFFSET = 100_000_000;
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Bound to one session and derivable only with the instance secret, so another site cannot forge it and no table is needed. */
@@ -79,6 +84,10 @@ export async function buildHttpApp(ctx: AppContext, opts: HttpOptions): Promise<
       return reply.status(err.status).send({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });
     }
     if (err.validation) {
+      // No body at all (none sent, or an empty one under content-type: application/json) on a route that needs one.
+      if (err.validationContext === 'body' && req.body === undefined) {
+        return reply.status(400).send({ error: { code: 'invalid_request', message: 'the request body is required: send a JSON object (content-type: application/json)', details: [{ path: 'body', message: 'is required' }] } });
+      }
       const details = err.validation.map((v: any) => ({ path: `${err.validationContext ?? ''}${v.instancePath || ''}`, message: v.message, params: v.params }));
       const first = details[0];
       return reply.status(400).send({ error: { code: 'invalid_request', message: `${first.path || err.validationContext}: ${first.message}`, details } });
@@ -140,7 +149,9 @@ function hasLoneSurrogate(value: unknown, depth = 0): boolean {
 /**
  * JSON bodies must be UTF-8 text: invalid bytes, or a `\ud800` escape standing alone, would otherwise
  * be stored as U+FFFD, changing what was sent without a word. Refused with a 400 instead; parsing is
- * otherwise Fastify's own (prototype-poisoning checks included).
+ * otherwise Fastify's own (prototype-poisoning checks included). An empty body (or only whitespace) is
+ * no body: clients that always send `content-type: application/json` (a DELETE, an action without
+ * parameters) are not refused for it, and a route that needs a body still says it is required.
  */
 function strictJsonBodies(app: App) {
   const parse = app.getDefaultJsonParser('error', 'error');
@@ -153,6 +164,7 @@ function strictJsonBodies(app: App) {
     } catch {
       return done(invalid('the request body is not valid UTF-8'), undefined);
     }
+    if (text.trim() === '') return done(null, undefined);
     parse(req, text, (err, value) => {
       if (err) return done(err, undefined);
       if (ESCAPED_SURROGATE.test(text) && hasLoneSurrogate(value)) return done(invalid('the request body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is no character'), undefined);

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { requireRole } from '../platform/http.ts';
+import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { AppError } from '../platform/errors.ts';
 import { checkRateLimit } from '../sending/service.ts';
@@ -74,7 +74,7 @@ const EventBody = Type.Object(
 const EntriesQuery = Type.Object({
   status: Type.Optional(Type.Union([Type.Literal('waiting'), Type.Literal('sent'), Type.Literal('skipped'), Type.Literal('failed')])),
   limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET, default: 0 }),
 });
 
 export function programRoutes(app: App, ctx: AppContext) {

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { requireRole } from '../platform/http.ts';
+import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './service.ts';
 import { csvStream } from '../audience/csv-export.ts';
@@ -46,7 +46,7 @@ const ClickersQuery = Type.Object(
     url: Type.Optional(Type.String({ minLength: 1, maxLength: 8000, description: 'one link of the message, as in GET /v1/reports/links; default every link' })),
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'csv: the whole list as a streamed CSV file' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET, default: 0 })),
   },
   { additionalProperties: false },
 );

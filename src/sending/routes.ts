@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { requireRole } from '../platform/http.ts';
+import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { AppError } from '../platform/errors.ts';
 import * as svc from './service.ts';
@@ -59,7 +59,7 @@ const DryRunBody = Type.Object(
   { additionalProperties: false },
 );
 
-const Page = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }), offset: Type.Integer({ minimum: 0, default: 0 }) });
+const Page = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 500, default: 50 }), offset: Type.Integer({ minimum: 0, maximum: MAX_LIST_OFFSET, default: 0 }) });
 
 export function sendingRoutes(app: App, ctx: AppContext) {
   const t = (tag: string, summary: string, description?: string) => ({ tags: [tag], summary, ...(description ? { description } : {}) });

@@ -19,11 +19,12 @@ describe('endpoint URLs', () => {
     expect(checkEndpointUrl('https://crm.example.com/hooks/envoi?x=1')).toEqual({ ok: true, url: 'https://crm.example.com/hooks/envoi?x=1' });
     expect(checkEndpointUrl('  https://EXAMPLE.com  ')).toEqual({ ok: true, url: 'https://example.com/' });
     expect(checkEndpointUrl('https://example.com:8443/a')).toMatchObject({ ok: true });
-    for (const u of ['http://localhost:3000/h', 'http://127.0.0.1:49152/', 'http://[::1]:8080/x', 'http://LOCALHOST/']) expect(checkEndpointUrl(u, true)).toMatchObject({ ok: true });
+    for (const u of ['http://localhost:3000/h', 'http://127.0.0.1:49152/', 'http://[::1]:8080/x', 'http://LOCALHOST/', 'http://localhost.:3000/h']) expect(checkEndpointUrl(u, true)).toMatchObject({ ok: true });
+    expect(checkEndpointUrl('https://crm.example.com./hooks')).toEqual({ ok: true, url: 'https://crm.example.com./hooks' });
   });
 
   it('refuses private, loopback and reserved hosts by default', () => {
-    for (const u of ['http://localhost:3000/h', 'http://127.0.0.1:49152/', 'http://[::1]:8080/x', 'https://10.1.2.3/', 'https://172.20.0.1/', 'https://192.168.1.1/', 'https://169.254.169.254/', 'https://100.64.0.1/', 'https://0.0.0.0/', 'https://[fe80::1]/', 'https://[::ffff:10.0.0.1]/', 'https://[::ffff:a00:1]/', 'https://2130706433/', 'https://0x7f.1/', 'https://app.localhost/']) {
+    for (const u of ['http://localhost:3000/h', 'http://127.0.0.1:49152/', 'http://[::1]:8080/x', 'https://10.1.2.3/', 'https://172.20.0.1/', 'https://192.168.1.1/', 'https://169.254.169.254/', 'https://100.64.0.1/', 'https://0.0.0.0/', 'https://[fe80::1]/', 'https://[::ffff:10.0.0.1]/', 'https://[::ffff:a00:1]/', 'https://2130706433/', 'https://0x7f.1/', 'https://app.localhost/', 'https://localhost./x', 'https://LOCALHOST../x', 'https://app.localhost./', 'https://127.0.0.1./', 'http://localhost.:3000/h']) {
       const r = checkEndpointUrl(u);
       expect(r, u).toMatchObject({ ok: false });
       expect(!r.ok && r.reason, u).toContain('ENVOI_WEBHOOK_PRIVATE_NETWORKS=allow');

@@ -70,7 +70,8 @@ export function checkEndpointUrl(raw: string, privateNetworks = false): UrlCheck
   // Credentials in the URL end up in logs and in the delivery log; receivers check the signature instead.
   if (u.username || u.password) return { ok: false, reason: 'url must not contain a user name or password: check the X-Envoi-Signature header instead' };
   if (u.hash) return { ok: false, reason: 'url must not contain a #fragment (it is never sent to the server)' };
-  const host = u.hostname.toLowerCase();
+  // A fully qualified name's trailing dot ("localhost.") names the same host: judged without it.
+  const host = u.hostname.toLowerCase().replace(/\.+$/, '');
   if (!privateNetworks) {
     const ip = ipLiteralOf(host);
     if ((ip !== null && !isPublicAddress(ip)) || host === 'localhost' || host.endsWith('.localhost')) {

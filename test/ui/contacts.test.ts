@@ -19,9 +19,9 @@ const api = (method: string, url: string, body?: unknown) => ui.app.request(meth
 
 const grid = () => page.getByRole('table', { name: 'Contacts' });
 const row = (email: string) => grid().getByRole('row').filter({ has: page.getByRole('link', { name: new RegExp(email.replace(/[.]/g, '\\.')) }) });
-const countBadge = () => page.getByRole('status').filter({ hasText: /\d+ contacts$/ });
+const countBadge = () => page.getByRole('status').filter({ hasText: /\d+ contacts?$/ });
 async function expectCount(n: number) {
-  await countBadge().filter({ hasText: new RegExp(`^${n} contacts$`) }).waitFor();
+  await countBadge().filter({ hasText: new RegExp(`^${n} ${n === 1 ? 'contact' : 'contacts'}$`) }).waitFor();
 }
 async function participants(): Promise<string[]> {
   const r = await api('GET', `/v1/events/${eventId}/participants?limit=100`);
@@ -98,6 +98,18 @@ describe('the contacts grid in chromium', () => {
     await row('ada@example.com').getByRole('cell', { name: 'vegan' }).waitFor();
     await row('ada@example.com').getByText('Paris day').waitFor();
     expect((await participants()).sort()).toEqual(['ada@example.com', 'alan@example.com', 'grace@example.com']);
+  });
+
+  it('reports a one-line import in the singular', async () => {
+    await page.getByRole('button', { name: 'Import CSV' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Import contacts from a CSV file' });
+    await dialog.getByLabel('CSV file').setInputFiles({ name: 'one.csv', mimeType: 'text/csv', buffer: Buffer.from('email,first_name\nada@example.com,Ada\n') });
+    await dialog.getByRole('button', { name: 'Import' }).click();
+    await dialog.getByRole('heading', { name: 'Import finished' }).waitFor();
+    await dialog.getByText('1 line read: 0 contacts created, 1 updated, 0 refused.').waitFor();
+    await dialog.getByRole('button', { name: 'Close' }).last().click();
+    await dialog.waitFor({ state: 'detached' });
+    await expectCount(4);
   });
 
   it('exports the contacts as a CSV download', async () => {

@@ -44,13 +44,20 @@ describe('templates in chromium', () => {
     await page.getByRole('heading', { level: 1, name: 'New template' }).waitFor();
 
     const form = page.getByRole('form', { name: 'Template' });
+    // A new template starts in the interface language, and nothing is previewed (nor refused) before it has a subject.
+    expect(await form.getByLabel('Language').inputValue()).toBe('en');
+    expect(await form.getByLabel('Source (HTML)').inputValue()).toBe('<p>Hello {{ first_name }},</p>\n\n<p>…</p>\n\n<p><a href="[UNSUBLINK]">Unsubscribe</a></p>\n');
+    const preview = page.getByRole('region', { name: 'Preview' });
+    await preview.getByText('The preview shows here once the template has a subject.').waitFor();
+    await page.waitForTimeout(1500);
+    expect(await preview.getByRole('alert').count()).toBe(0);
+    expect(await preview.getByText('The preview failed').count()).toBe(0);
     await form.getByLabel('Name', { exact: true }).fill('March newsletter');
     await form.getByLabel('Language').fill('en');
     await form.getByLabel('Subject').fill('News for {{ first_name }}');
     await form.getByLabel('Source (HTML)').fill('<h1 style="color:#2456c9">Hello {{ first_name }} from {{ contact.company | default: "nowhere" }}</h1><p><a href="https://example.org/news">Read</a> · <a href="[UNSUBLINK]">Unsubscribe</a></p>');
 
     // The preview renders the unsaved source for the sample person, in a sandboxed frame of its own.
-    const preview = page.getByRole('region', { name: 'Preview' });
     await preview.getByTestId('preview-subject').filter({ hasText: 'News for Camille' }).waitFor();
     const frame = preview.locator('iframe[title="Rendered email"]');
     expect(await frame.getAttribute('sandbox')).toBe('');

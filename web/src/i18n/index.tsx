@@ -1,6 +1,7 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { en, type CommonKey } from './en.ts';
 import { fr } from './fr.ts';
+import { interpolate, type Vars } from './interpolate.ts';
 
 export type Lang = 'en' | 'fr';
 export const LANGS: Lang[] = ['en', 'fr'];
@@ -16,15 +17,11 @@ export function defineMessages<const M extends Messages>(d: Dictionary<M>): Dict
   return d;
 }
 
-export type Vars = Record<string, string | number>;
+export type { Vars };
 export type Translate<K extends string = CommonKey> = (key: K, vars?: Vars) => string;
 
 const COMMON: Record<Lang, Record<string, string>> = { en, fr };
 
-function interpolate(text: string, vars?: Vars): string {
-  if (!vars) return text;
-  return text.replace(/\{(\w+)\}/g, (m, name: string) => (name in vars ? String(vars[name]) : m));
-}
 
 function initialLang(): Lang {
   const saved = globalThis.localStorage?.getItem(STORAGE_KEY);
@@ -53,7 +50,8 @@ export function useLang() {
 
 /**
  * `t(key, vars)` over the shared words plus, when given, a screen's own dictionary;
- * `{name}` in a text is replaced by `vars.name`.
+ * `{name}` in a text is replaced by `vars.name`, and `{name:line|lines}` is the singular or the
+ * plural for the number `vars.name` (interpolate.ts).
  */
 export function useT<M extends Messages = Record<never, string>>(dict?: Dictionary<M>): Translate<CommonKey | (keyof M & string)> {
   const { lang } = useLang();
@@ -61,7 +59,7 @@ export function useT<M extends Messages = Record<never, string>>(dict?: Dictiona
     (key: string, vars?: Vars) => {
       const own = dict?.[lang] as Record<string, string> | undefined;
       const text = own?.[key] ?? COMMON[lang][key] ?? (dict?.en as Record<string, string> | undefined)?.[key] ?? COMMON.en[key] ?? key;
-      return interpolate(text, vars);
+      return interpolate(text, vars, lang);
     },
     [lang, dict],
   );

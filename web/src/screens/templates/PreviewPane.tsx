@@ -50,10 +50,12 @@ export function PreviewPane({ audienceId, draft, variables, onVariables, onSampl
       ...(contact ? { contact_id: contact.id } : {}),
       variables: settledVars.ok ? settledVars.value : {},
     };
+  const hasSubject = settled.subject.trim() !== '';
   const rendered = useQuery({
     queryKey: ['templates', audienceId, 'render', body],
     queryFn: () => post<Rendered>(`/v1/audiences/${audienceId}/templates/render`, body),
-    enabled: settled.body.trim() !== '' && settled.language.trim().length >= 2 && settledVars.ok,
+    // Nothing to ask before there is a subject and a body: the API would only say one is missing.
+    enabled: hasSubject && settled.body.trim() !== '' && settled.language.trim().length >= 2 && settledVars.ok,
     placeholderData: keepPreviousData,
     retry: false,
     staleTime: 5 * 60_000,
@@ -122,13 +124,15 @@ export function PreviewPane({ audienceId, draft, variables, onVariables, onSampl
           {t('tpl.sampleVariables')}
         </button>
       </details>
-      {rendered.error ? (
+      {!hasSubject ? (
+        <p className="muted">{t('tpl.previewNeedsSubject')}</p>
+      ) : rendered.error ? (
         <p role="alert" className="error preview-error">
           {t('tpl.previewError', { message: errorMessage(rendered.error) })}
         </p>
       ) : null}
       {shown && (
-        <div className={rendered.error ? 'preview-stale' : undefined}>
+        <div className={rendered.error || !hasSubject ? 'preview-stale' : undefined}>
           <dl className="preview-meta">
             <dt>{t('tpl.subject')}</dt>
             <dd data-testid="preview-subject">{shown.subject}</dd>
@@ -146,7 +150,7 @@ export function PreviewPane({ audienceId, draft, variables, onVariables, onSampl
           </details>
         </div>
       )}
-      {!shown && !rendered.error && <p className="muted">{t('tpl.previewEmpty')}</p>}
+      {!shown && hasSubject && !rendered.error && <p className="muted">{t('tpl.previewEmpty')}</p>}
     </section>
   );
 }

@@ -7,7 +7,7 @@ import { ConfirmDialog } from '../../components/ConfirmDialog.tsx';
 import { FormDialog } from '../../components/FormDialog.tsx';
 import { Field, QueryStatus } from '../../components/Status.tsx';
 import { useToast } from '../../components/Toast.tsx';
-import { useT } from '../../i18n/index.tsx';
+import { useLang, useT, type Lang } from '../../i18n/index.tsx';
 import { useCommunities, useEvents } from '../audiences/data.ts';
 import { CATEGORIES, tplKeys, useTemplate, type Category, type Template } from './data.ts';
 import { messages } from './messages.ts';
@@ -31,21 +31,27 @@ interface Draft {
   reply_to: string;
 }
 
-const BLANK: Draft = {
+/** The starting body of a new template, in the interface language (the template's language too). */
+const BLANK_BODY: Record<Lang, string> = {
+  en: '<p>Hello {{ first_name }},</p>\n\n<p>…</p>\n\n<p><a href="[UNSUBLINK]">Unsubscribe</a></p>\n',
+  fr: '<p>Bonjour {{ first_name }},</p>\n\n<p>…</p>\n\n<p><a href="[UNSUBLINK]">Se désabonner</a></p>\n',
+};
+
+const blankDraft = (lang: Lang): Draft => ({
   name: '',
   category: 'marketing',
-  language: 'fr',
+  language: lang,
   subject: '',
   preheader: '',
   format: 'html',
-  body: '<p>Bonjour {{ first_name }},</p>\n\n<p>…</p>\n\n<p><a href="[UNSUBLINK]">Se désabonner</a></p>\n',
+  body: BLANK_BODY[lang],
   text: '',
   tracking: true,
   about: '',
   from_name: '',
   from_email: '',
   reply_to: '',
-};
+});
 
 function draftOf(t: Template): Draft {
   return {
@@ -149,7 +155,8 @@ function EditorForm({ audienceId, initial }: { audienceId: string; initial: Temp
   const navigate = useNavigate();
   const toast = useToast();
   const [saved, setSaved] = useState<Template | null>(initial);
-  const [draft, setDraft] = useState<Draft>(initial ? draftOf(initial) : BLANK);
+  const { lang } = useLang();
+  const [draft, setDraft] = useState<Draft>(() => (initial ? draftOf(initial) : blankDraft(lang)));
   const sample = (d: Draft) => JSON.stringify(sampleVariables([d.subject, d.preheader, d.body, d.text], { organisation: me.organisation.name }), null, 2);
   const [variables, setVariables] = useState(() => sample(draft));
   const [saving, setSaving] = useState(false);
