@@ -59,12 +59,16 @@ export async function accountPageRoutes(app: App, ctx: AppContext) {
   const noToken = (lang: PageLanguage, kind: TokenKind) => tokenProblemPage(lang, kind, 'invalid_token');
 
   await app.register(async (scope: App) => {
-    scope.get('/a/:audienceId/confirm', { schema: { hide: true, params: Params, querystring: Query } }, async (req, reply) => {
-      await audiencePrincipal(req.params.audienceId);
-      const lang = langOf(req, req.query.lang);
-      if (!req.query.token) return html(reply, 400, noToken(lang, 'confirm'));
-      return html(reply, 200, confirmPage(lang, action(req.params.audienceId, 'confirm'), req.query.token));
-    });
+    // Opening a link shows the page; only its button or form changes anything.
+    const pages: Record<TokenKind, (lang: PageLanguage, action: string, token: string) => string> = { confirm: confirmPage, reset: (lang, action, token) => resetPage(lang, action, token) };
+    for (const kind of ['confirm', 'reset'] as const) {
+      scope.get(`/a/:audienceId/${PATH[kind]}`, { schema: { hide: true, params: Params, querystring: Query } }, async (req, reply) => {
+        await audiencePrincipal(req.params.audienceId);
+        const lang = langOf(req, req.query.lang);
+        if (!req.query.token) return html(reply, 400, noToken(lang, kind));
+        return html(reply, 200, pages[kind](lang, action(req.params.audienceId, kind), req.query.token));
+      });
+    }
     scope.post('/a/:audienceId/confirm', { schema: { hide: true, params: Params, body: ConfirmForm } }, async (req, reply) => {
       const p = await audiencePrincipal(req.params.audienceId);
       const lang = langOf(req, req.body.lang);
@@ -77,12 +81,6 @@ export async function accountPageRoutes(app: App, ctx: AppContext) {
       return html(reply, 200, donePage(lang, 'confirmed'));
     });
 
-    scope.get('/a/:audienceId/reset', { schema: { hide: true, params: Params, querystring: Query } }, async (req, reply) => {
-      await audiencePrincipal(req.params.audienceId);
-      const lang = langOf(req, req.query.lang);
-      if (!req.query.token) return html(reply, 400, noToken(lang, 'reset'));
-      return html(reply, 200, resetPage(lang, action(req.params.audienceId, 'reset'), req.query.token));
-    });
     scope.post('/a/:audienceId/reset', { schema: { hide: true, params: Params, body: ResetForm } }, async (req, reply) => {
       const p = await audiencePrincipal(req.params.audienceId);
       const lang = langOf(req, req.body.lang);

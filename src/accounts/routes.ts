@@ -3,7 +3,7 @@ import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './service.ts';
-import { sendAccountToken } from '../sending/service.ts';
+import { accountPageUrl, sendAccountToken } from '../sending/service.ts';
 import { badRequest } from '../platform/errors.ts';
 import { hostedAccountPage } from './page-routes.ts';
 
@@ -22,14 +22,7 @@ const Language = Type.Optional(Type.String({ minLength: 2, maxLength: 35, descri
 
 /** Refused before anything is written: a sign-up must not create the account and then fail on its link. */
 function checkPageUrl(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw badRequest('invalid_url', 'page_url is not an absolute URL');
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw badRequest('invalid_url', 'page_url must be http(s)');
+  if (raw !== undefined) accountPageUrl(raw);
   return raw;
 }
 

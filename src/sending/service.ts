@@ -470,6 +470,18 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
   };
 }
 
+/** The page that takes an account token (the caller's `page_url`): an absolute http(s) URL, or a 400. */
+export function accountPageUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw badRequest('invalid_url', 'page_url (the page that takes the token) is not an absolute URL');
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw badRequest('invalid_url', 'page_url (the page that takes the token) must be http(s)');
+  return url;
+}
+
 /**
  * Emails a contact-account token (from signUp, requestPasswordReset, organiserPasswordReset) with the
  * built-in confirmation or reset template, or the audience's override of it. `pageUrl` is the page of
@@ -477,13 +489,7 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
  * the message only until it is delivered or given up (`sensitive`).
  */
 export async function sendAccountToken(ctx: AppContext, p: Principal, audienceId: string, issued: IssuedToken, pageUrl: string, language?: string): Promise<Accepted> {
-  let url: URL;
-  try {
-    url = new URL(pageUrl);
-  } catch {
-    throw badRequest('invalid_url', 'the page URL that takes the token is not a URL');
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw badRequest('invalid_url', 'the page URL that takes the token must be http(s)');
+  const url = accountPageUrl(pageUrl);
   url.searchParams.set('token', issued.token);
   const [builtin, variable] = issued.kind === 'confirm' ? (['account_confirmation', 'confirm_url'] as const) : (['password_reset', 'reset_url'] as const);
   return acceptTriggered(ctx, p, { builtin, audience_id: audienceId, to: { contact_id: issued.contactId }, variables: { [variable]: url.toString() }, language, sensitive: true });

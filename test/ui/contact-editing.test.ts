@@ -22,7 +22,7 @@ const api = (method: string, url: string, body?: unknown) => ui.app.request(meth
 const grid = () => page.getByRole('table', { name: 'Contacts' });
 const row = (email: string) => grid().getByRole('row').filter({ has: page.getByRole('link', { name: new RegExp(email.replace(/[.]/g, '\\.')) }) });
 async function expectCount(n: number) {
-  await page.getByRole('status').filter({ hasText: new RegExp(`^${n} contacts$`) }).waitFor();
+  await page.getByRole('status').filter({ hasText: new RegExp(`^${n} contacts?$`) }).waitFor();
 }
 async function contactByEmail(email: string) {
   const r = await api('POST', `/v1/audiences/${audienceId}/contacts/query`, { filter: { field: 'email', op: 'equals', value: email }, columns: ['email'] });
