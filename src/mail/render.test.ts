@@ -188,6 +188,16 @@ describe('preview and send modes', () => {
     expect(render(compiled, { ...ada, timeZone: 'Asia/Tokyo' }, 'send').html).toBe('mercredi 3 juin 16:30|03:30');
     expect(render(compiled, { ...ada, event: { ...ada.event!, time_zone: 'Not/AZone' } }, 'send').html).toBe('mercredi 3 juin 07:30|03:30');
   });
+
+  it('writes a bare event date as the wall clock of the zone, and the date filter still takes it', async () => {
+    const compiled = await compileTemplate(source({ body: '{{ event.starts_at }} to {{ event.ends_at }}|{{ event.starts_at | date: "%H:%M" }}|{% if event.starts_at %}set{% endif %}' }));
+    expect(render(compiled, ada, 'send').html).toBe('2026-06-03 09:30 to 2026-06-03 18:00|09:30|set');
+    expect(render(compiled, { ...ada, event: { ...ada.event!, starts_at: new Date('2026-06-03T07:30:00Z') } }, 'send').html).toMatch(/^2026-06-03 09:30 to/);
+    expect(render(compiled, { ...ada, timeZone: 'Asia/Tokyo' }, 'send').html).toBe('2026-06-03 16:30 to 2026-06-04 01:00|16:30|set');
+    expect(render(compiled, { ...ada, event: { ...ada.event!, time_zone: 'Not/AZone' } }, 'send').html).toBe('2026-06-03 07:30 to 2026-06-03 16:00|07:30|set');
+    // Not a date: written as it was given.
+    expect(render(compiled, { ...ada, event: { ...ada.event!, starts_at: 'soon', ends_at: null } }, 'send').html).toBe('soon to |soon|set');
+  });
 });
 
 describe('safety', () => {

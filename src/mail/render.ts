@@ -609,10 +609,50 @@ export async function compileTemplate(source: TemplateSource): Promise<CompiledT
  * The Liquid scope: contact fields, then caller variables, at top level for convenience; the named
  * objects and the unsubscribe links last, so that no custom field can shadow them.
  */
-function scopeOf(data: RenderData, unsubscribe: UnsubscribeVariables | null): Record<string, unknown> {
+const wallClocks = new Map<string, Intl.DateTimeFormat>();
+
+/**
+ * An event's date as a template sees it: a Date for the `date` filter, which already formats it in
+ * the event's zone, and written out bare (`{{ event.starts_at }}`) as that zone's wall clock,
+ * "2027-07-01 18:00", not as JavaScript's "Thu Jul 01 2027 16:00:00 GMT+0000 (Coordinated...)".
+ */
+class EventDate extends Date {
+  constructor(
+    value: string | Date,
+    private readonly zone: string,
+  ) {
+    super(value);
+  }
+  override toString(): string {
+    let f = wallClocks.get(this.zone);
+    if (!f) {
+      const options = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' } as const;
+      try {
+        f = new Intl.DateTimeFormat('en-CA', { ...options, timeZone: this.zone });
+      } catch {
+        // An unknown zone: UTC, as the date filter does.
+        f = new Intl.DateTimeFormat('en-CA', { ...options, timeZone: 'UTC' });
+      }
+      wallClocks.set(this.zone, f);
+    }
+    return f.format(this).replace(', ', ' ');
+  }
+}
+
+const eventDate = (v: string | Date | null | undefined, zone: string) => {
+  if (v === null || v === undefined || v === '') return v;
+  const d = new EventDate(v, zone);
+  return Number.isNaN(d.getTime()) ? v : d;
+};
+
+function scopeOf(data: RenderData, unsubscribe: UnsubscribeVariables | null, timeZone: string): Record<string, unknown> {
   const scope: Record<string, unknown> = { ...(data.contact ?? {}), ...(data.vars ?? {}) };
   if (data.contact) scope.contact = data.contact;
-  if (data.event) scope.event = data.event;
+  if (data.event) {
+    const event: Record<string, unknown> = { ...data.event };
+    for (const key of ['starts_at', 'ends_at'] as const) if (Object.hasOwn(event, key)) event[key] = eventDate(data.event[key], timeZone);
+    scope.event = event;
+  }
   scope.vars = data.vars ?? {};
   if (unsubscribe) Object.assign(scope, unsubscribe);
   return scope;
@@ -635,8 +675,8 @@ export function render(compiled: CompiledTemplate, data: RenderData, mode: Rende
   const parsed = parsedTemplates.get(compiled);
   if (!parsed) throw new TypeError('render() needs a template returned by compileTemplate()');
   const unsubscribe = data.unsubscribe === undefined ? null : unsubscribeVariables(data.unsubscribe);
-  const scope = scopeOf(data, unsubscribe);
   const timeZone = data.timeZone ?? data.event?.time_zone ?? 'UTC';
+  const scope = scopeOf(data, unsubscribe, timeZone);
   // Globals reach `{% render %}` partials, whose scope is otherwise isolated.
   const liquidOptions = { strictVariables: mode === 'preview', globals: { ...unsubscribe, [TIME_ZONE_GLOBAL]: timeZone } };
   const run = (engine: Liquid, template: Template[], part: TemplatePart): string => {
