@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eventMailProblem, eventMailSendAt } from './event-mail-rules.ts';
+import { eventMailName, eventMailProblem, eventMailSendAt } from './event-mail-rules.ts';
 
 const event = { starts_at: new Date('2026-12-10T08:00:00Z'), ends_at: new Date('2026-12-11T17:00:00Z'), time_zone: 'Europe/Paris' };
 const now = new Date('2026-12-01T12:00:00Z');
@@ -28,5 +28,14 @@ describe('eventMailProblem', () => {
     expect(eventMailProblem(closes, closes, now)?.code).toBe('event_window_closed');
     expect(eventMailProblem(new Date('2026-11-30T00:00:00Z'), closes, now)?.code).toBe('send_time_passed');
     expect(eventMailProblem(new Date(now.getTime() - 30_000), closes, now)).toBeNull();
+  });
+});
+
+describe('eventMailName', () => {
+  it("names the event mail in the template's language", () => {
+    expect(eventMailName('reminder', 'Opening night', 'fr')).toBe('Rappel : Opening night');
+    expect(eventMailName('practical_info', 'Forum', 'fr-CA')).toBe('Infos pratiques : Forum');
+    expect(eventMailName('thank_you', 'Forum', 'en')).toBe('Thank-you: Forum');
+    expect(eventMailName('new_content', 'Forum', null)).toBe('New content: Forum');
   });
 });

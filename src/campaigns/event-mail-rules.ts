@@ -38,3 +38,14 @@ export function eventMailProblem(sendAt: Date, closesAt: Date, now: Date): { cod
   }
   return null;
 }
+
+const KIND_NAMES: Record<'fr' | 'en', Record<EventMailKind, string>> = {
+  en: { reminder: 'Reminder', thank_you: 'Thank-you', practical_info: 'Practical information', badge: 'Badge', new_content: 'New content' },
+  fr: { reminder: 'Rappel', thank_you: 'Remerciement', practical_info: 'Infos pratiques', badge: 'Badge', new_content: 'Nouveautés' },
+};
+
+/** The campaign name of an event mail when the organiser gives none, in the template's language. */
+export function eventMailName(kind: EventMailKind, eventName: string, language: string | null | undefined): string {
+  const fr = typeof language === 'string' && language.toLowerCase().startsWith('fr');
+  return fr ? `${KIND_NAMES.fr[kind]} : ${eventName}` : `${KIND_NAMES.en[kind]}: ${eventName}`;
+}

@@ -9,7 +9,7 @@ import { isConnectionError } from '../platform/database.ts';
 import type { CampaignStatus, CampaignTarget, EventMailKind } from '../platform/schema.ts';
 import { explain } from '../consent/rules.ts';
 import { answersOfCampaign } from '../consent/service.ts';
-import { DEFAULT_TIMING, eventMailProblem, eventMailSendAt, type EventTimes } from './event-mail-rules.ts';
+import { DEFAULT_TIMING, eventMailName, eventMailProblem, eventMailSendAt, type EventTimes } from './event-mail-rules.ts';
 import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts';
 import type { Principal } from '../organisations/service.ts';
 import { audienceFor, eventFor } from '../audience/service.ts';
@@ -297,7 +297,7 @@ export async function scheduleEventMail(ctx: AppContext, p: Principal, eventId: 
     ctx,
     p,
     event.audience_id,
-    { name: input.name ?? `${input.kind.replace('_', ' ')}: ${event.name}`, template_id: t.id, target: { filter: { event: { in: [event.id] } } }, send_at: sendAt.toISOString(), start: true },
+    { name: input.name ?? eventMailName(input.kind, event.name, t.language), template_id: t.id, target: { filter: { event: { in: [event.id] } } }, send_at: sendAt.toISOString(), start: true },
     { kind: 'event', event_mail: input.kind, event_id: event.id },
   );
 }
