@@ -33,6 +33,7 @@ beforeAll(async () => {
   b = await t.createOrg('Tenant B');
   viewerKey = (await orgs.createApiKey(t.envoi.ctx, a.orgId, { name: 'viewer', role: 'viewer' })).key;
   ids.keyId = (await orgs.createApiKey(t.envoi.ctx, a.orgId, { name: 'spare', role: 'editor' })).id;
+  ids.userId = (await orgs.createUser(t.envoi.ctx, a.orgId, { email: 'spare-user-a@example.com', password: 'correct horse battery', role: 'editor' })).id;
 
   ids.audienceId = await make('/v1/audiences', { name: 'A audience' });
   ids.eventId = await make(`/v1/audiences/${ids.audienceId}/events`, { name: 'A event', starts_at: '2027-03-01T09:00:00Z', ends_at: '2027-03-02T18:00:00Z', time_zone: 'Europe/Paris' });
@@ -104,6 +105,7 @@ function idFor(param: string, url: string): string {
       ['/v1/webhooks/', ids.webhookId],
       ['/v1/signup-forms/', ids.formId],
       ['/v1/api-keys/', ids.keyId],
+      ['/v1/users/', ids.userId],
       ['/v1/outbox/', ids.outboxId],
     ];
     const hit = byPrefix.find(([prefix]) => url.startsWith(prefix));
@@ -126,6 +128,7 @@ function sampleBody(route: { method: string; url: string }): unknown {
     'PATCH /v1/events/:eventId': { name: 'hijacked' },
     'PATCH /v1/events/:scopeId/participants/:recordId': { first_name: 'Mallory' },
     'PATCH /v1/programs/:id': { enabled: false },
+    'PATCH /v1/users/:id': { role: 'viewer', name: 'hijacked' },
     'PATCH /v1/webhooks/:id': { enabled: false },
     'POST /v1/audiences/:audienceId/accounts': { email: 'new-account@example.com', password: 'correct horse battery' },
     'POST /v1/audiences/:audienceId/accounts/confirm': { token: 'x'.repeat(43) },

@@ -94,6 +94,32 @@ export function organisationRoutes(app: App, ctx: AppContext) {
     },
   );
 
+  app.patch(
+    '/v1/users/:id',
+    {
+      schema: {
+        tags: ['organisations'],
+        summary: "Change a back-office user's role or name (the organisation keeps at least one owner: 409 last_owner)",
+        params: Type.Object({ id: Id }),
+        body: Type.Object({ role: Type.Optional(RoleSchema), name: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false }),
+      },
+    },
+    async (req) => {
+      const p = requireRole(req, 'owner');
+      return svc.updateUser(ctx, p.orgId, req.params.id, req.body);
+    },
+  );
+
+  app.delete(
+    '/v1/users/:id',
+    { schema: { tags: ['organisations'], summary: 'Remove a back-office user; their sessions end at once (not the last owner: 409 last_owner)', params: Type.Object({ id: Id }) } },
+    async (req, reply) => {
+      const p = requireRole(req, 'owner');
+      await svc.removeUser(ctx, p.orgId, req.params.id);
+      reply.status(204);
+    },
+  );
+
   app.get('/v1/api-keys', { schema: { tags: ['organisations'], summary: 'API keys (never the secret)' } }, async (req) => {
     const p = requireRole(req, 'owner');
     return { api_keys: await svc.listApiKeys(ctx, p.orgId) };

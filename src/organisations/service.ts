@@ -70,6 +70,48 @@ export async function listUsers(ctx: AppContext, orgId: string) {
   return ctx.db.selectFrom('users').select(['id', 'email', 'name', 'role', 'created_at']).where('org_id', '=', orgId).orderBy('created_at').execute();
 }
 
+/** Serialises the changes of an organisation's owners: two owners demoting each other at once cannot leave none. */
+async function lockOrganisation(trx: Kysely<DB>, orgId: string) {
+  await trx.selectFrom('organisations').select('id').where('id', '=', orgId).forUpdate().executeTakeFirst();
+}
+
+async function refuseLastOwner(trx: Kysely<DB>, orgId: string, user: { id: string; email: string }, doing: 'demote' | 'remove') {
+  const others = await trx.selectFrom('users').select('id').where('org_id', '=', orgId).where('role', '=', 'owner').where('id', '!=', user.id).limit(1).executeTakeFirst();
+  if (others) return;
+  const what = doing === 'demote' ? `${user.email} cannot stop being an owner` : `${user.email} cannot be removed`;
+  throw conflict('last_owner', `${what}: they are the organisation's last owner, and an organisation keeps at least one. Make another user owner first.`);
+}
+
+/** Changes a user's role or name; the organisation keeps at least one owner. A new role applies to their open sessions at once. */
+export async function updateUser(ctx: AppContext, orgId: string, id: string, input: { role?: Role; name?: string }) {
+  if (input.role === undefined && input.name === undefined) throw badRequest('nothing_to_change', 'give a role or a name');
+  return ctx.db.transaction().execute(async (trx) => {
+    await lockOrganisation(trx, orgId);
+    const user = await trx.selectFrom('users').select(['id', 'email', 'role']).where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    if (!user) throw notFound('user');
+    if (user.role === 'owner' && input.role !== undefined && input.role !== 'owner') await refuseLastOwner(trx, orgId, user, 'demote');
+    return trx
+      .updateTable('users')
+      .set({ ...(input.role !== undefined ? { role: input.role } : {}), ...(input.name !== undefined ? { name: input.name.trim() } : {}) })
+      .where('org_id', '=', orgId)
+      .where('id', '=', id)
+      .returning(['id', 'email', 'name', 'role', 'created_at'])
+      .executeTakeFirstOrThrow();
+  });
+}
+
+/** Removes a back-office user; their sessions go with them (ON DELETE CASCADE), so they are logged out at once. */
+export async function removeUser(ctx: AppContext, orgId: string, id: string) {
+  await ctx.db.transaction().execute(async (trx) => {
+    await lockOrganisation(trx, orgId);
+    const user = await trx.selectFrom('users').select(['id', 'email', 'role']).where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    if (!user) throw notFound('user');
+    if (user.role === 'owner') await refuseLastOwner(trx, orgId, user, 'remove');
+    await trx.deleteFrom('user_sessions').where('user_id', '=', id).execute();
+    await trx.deleteFrom('users').where('org_id', '=', orgId).where('id', '=', id).execute();
+  });
+}
+
 export async function login(ctx: AppContext, emailInput: string, password: string) {
   const user = await ctx.db
     .selectFrom('users')
