@@ -12,9 +12,9 @@ export interface Area {
   path: string;
   /** the navigation label (a shared i18n key), or null for an area outside the navigation */
   nav: CommonKey | null;
-  /** place in the navigation, small first: audiences 10, templates 20, campaigns 30, consent 40, reports 50, outbox 60 */
+  /** place in the navigation, small first: audiences 10, templates 20, campaigns 30, consent 40, reports 50, outbox 60, settings 70 */
   order: number;
-  /** lowest role that sees the area (default viewer) */
+  /** lowest role that sees the area (default viewer); a lower role opening its address is told who it is for */
   minRole?: Role;
   /** the area's screens: render its own <Routes> with paths relative to `/<path>/` */
   component: LazyExoticComponent<ComponentType>;
