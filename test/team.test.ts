@@ -129,3 +129,15 @@ describe('team management', () => {
     expectStatus(await api('DELETE', '/v1/users/00000000-0000-4000-8000-000000000000'), 404);
   });
 });
+
+describe('API keys', () => {
+  it('records when a key was last used', async () => {
+    const created = await api('POST', '/v1/api-keys', { name: 'crm', role: 'viewer' });
+    expectStatus(created, 201);
+    const lastUsed = async () => ((await api('GET', '/v1/api-keys')).body.api_keys as Array<{ id: string; last_used_at: string | null }>).find((k) => k.id === created.body.id)!.last_used_at;
+    expect(await lastUsed()).toBeNull();
+    for (let i = 0; i < 5; i++) expectStatus(await t.request('GET', '/v1/me', { token: created.body.key }), 200);
+    await expect.poll(lastUsed, { timeout: 5_000 }).not.toBeNull();
+    expect(Math.abs(Date.now() - new Date((await lastUsed())!).getTime())).toBeLessThan(60_000);
+  });
+});

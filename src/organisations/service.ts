@@ -203,8 +203,15 @@ function forgetKey(db: Kysely<DB>, keyId: string) {
   }
 }
 
+/** How fresh a key's `last_used_at` is kept: at most one write per key and process per minute, off the request's path. */
+const LAST_USED_STEP_MS = 60_000;
+
 async function lookUpKey(db: Kysely<DB>, tokenHash: string): Promise<CachedKey> {
   const key = await db.selectFrom('api_keys').selectAll().where('key_hash', '=', tokenHash).where('revoked_at', 'is', null).executeTakeFirst();
+  if (key && (!key.last_used_at || Date.now() - key.last_used_at.getTime() >= LAST_USED_STEP_MS)) {
+    // Not awaited: the request does not wait for a bookkeeping write, nor fail with it.
+    db.updateTable('api_keys').set({ last_used_at: new Date() }).where('id', '=', key.id).execute().catch(() => {});
+  }
   return {
     principal: key ? { orgId: key.org_id, role: key.role, kind: 'key', id: key.id, audienceIds: key.audience_ids, rateLimitPerMinute: key.rate_limit_per_minute } : null,
     until: performance.now() + KEY_CACHE_MS,
