@@ -65,6 +65,8 @@ describe('the consent center in chromium', () => {
     await confirm.getByRole('button', { name: 'Remove' }).click();
     await confirm.waitFor({ state: 'detached' });
     await table.getByRole('row', { name: /quiet@example\.org/ }).waitFor({ state: 'detached' });
+    // One address left: the count agrees in number.
+    await page.getByText('1 address', { exact: true }).waitFor();
     expect((await api('GET', '/v1/exclusions')).body.items.map((x: { email_lower: string }) => x.email_lower)).toEqual(['spam.hater@example.com']);
 
     const file = join(dir, 'exclusions.csv');
@@ -81,6 +83,10 @@ describe('the consent center in chromium', () => {
     expect(csv).toContain('imported@example.com');
     expect(csv).toContain('spam.hater@example.com');
     await screenshot(page, 'consent-exclusions');
+    // In French, every count agrees with its number too ("1 ajoutée", not "1 ajoutées").
+    await page.getByLabel('Language').selectOption('fr');
+    await page.getByRole('status').filter({ hasText: 'Import : 3 lignes, 1 ajoutée, 1 déjà présente, 1 refusée.' }).waitFor();
+    await page.getByLabel('Langue').selectOption('en');
     expect(browser.problems.pageErrors).toEqual([]);
     expect(browser.problems.consoleErrors).toEqual([]);
   });
