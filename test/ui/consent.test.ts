@@ -78,6 +78,8 @@ describe('the consent center in chromium', () => {
 
     await page.getByRole('searchbox', { name: 'Search an address' }).fill('imported');
     await expect.poll(() => table.getByRole('row').count()).toBe(2);
+    // The count beside the search is of the matches, not of the whole list.
+    await page.getByText('1 address', { exact: true }).waitFor();
     const href = await page.getByRole('link', { name: 'Export (CSV)' }).getAttribute('href');
     const csv = await page.evaluate(async (u) => (await fetch(u!)).text(), href);
     expect(csv).toContain('imported@example.com');
