@@ -99,8 +99,11 @@ export function listExclusions(db: Q, orgId: string, page: { limit: number; offs
   return q.orderBy('created_at', 'desc').orderBy('email_lower').limit(page.limit).offset(page.offset).execute();
 }
 
-export async function countExclusions(db: Q, orgId: string): Promise<number> {
-  const r = await db.selectFrom('exclusions').select((eb) => eb.fn.countAll<string>().as('n')).where('org_id', '=', orgId).executeTakeFirstOrThrow();
+/** How many addresses the list holds, or with `q` how many of them match the search (the total a search's pages run to). */
+export async function countExclusions(db: Q, orgId: string, q?: string): Promise<number> {
+  let query = db.selectFrom('exclusions').select((eb) => eb.fn.countAll<string>().as('n')).where('org_id', '=', orgId);
+  if (q) query = query.where('email_lower', 'like', `%${escapeLike(q.toLowerCase())}%`);
+  const r = await query.executeTakeFirstOrThrow();
   return Number(r.n);
 }
 

@@ -170,7 +170,7 @@ export async function removeExclusion(ctx: AppContext, p: Principal, email: stri
 }
 
 export async function listExclusions(ctx: AppContext, p: Principal, page: { limit: number; offset: number; q?: string }) {
-  const [items, total] = await Promise.all([store.listExclusions(ctx.db, p.orgId, page), store.countExclusions(ctx.db, p.orgId)]);
+  const [items, total] = await Promise.all([store.listExclusions(ctx.db, p.orgId, page), store.countExclusions(ctx.db, p.orgId, page.q)]);
   return { items, total };
 }
 

@@ -259,7 +259,8 @@ describe('campaigns in chromium', () => {
     await dialog.getByText('By default the day before the start').waitFor();
     await dialog.getByRole('button', { name: 'Schedule an event email' }).click();
     await dialog.waitFor({ state: 'detached' });
-    await future.getByRole('table', { name: 'Event mail of Future fair' }).getByRole('row', { name: /Reminder \(D-1\).*Scheduled/ }).waitFor();
+    // Left unnamed, it is named in the interface language: "Reminder (D-1): Future fair", not the API's "reminder: Future fair".
+    await future.getByRole('table', { name: 'Event mail of Future fair' }).getByRole('row', { name: /Reminder \(D-1\)\s+Reminder \(D-1\): Future fair\s+Scheduled/ }).waitFor();
     // The default time, 09:00 in the event's zone, shown in that zone whatever the browser's.
     await future.getByRole('columnheader', { name: 'Send at (Europe/Paris time)' }).waitFor();
     await future.getByRole('row', { name: /Reminder \(D-1\).*Scheduled.*09:00/ }).waitFor();

@@ -65,6 +65,8 @@ describe('the consent center in chromium', () => {
     await confirm.getByRole('button', { name: 'Remove' }).click();
     await confirm.waitFor({ state: 'detached' });
     await table.getByRole('row', { name: /quiet@example\.org/ }).waitFor({ state: 'detached' });
+    // One address left: the count agrees in number.
+    await page.getByText('1 address', { exact: true }).waitFor();
     expect((await api('GET', '/v1/exclusions')).body.items.map((x: { email_lower: string }) => x.email_lower)).toEqual(['spam.hater@example.com']);
 
     const file = join(dir, 'exclusions.csv');
@@ -76,11 +78,17 @@ describe('the consent center in chromium', () => {
 
     await page.getByRole('searchbox', { name: 'Search an address' }).fill('imported');
     await expect.poll(() => table.getByRole('row').count()).toBe(2);
+    // The count beside the search is of the matches, not of the whole list.
+    await page.getByText('1 address', { exact: true }).waitFor();
     const href = await page.getByRole('link', { name: 'Export (CSV)' }).getAttribute('href');
     const csv = await page.evaluate(async (u) => (await fetch(u!)).text(), href);
     expect(csv).toContain('imported@example.com');
     expect(csv).toContain('spam.hater@example.com');
     await screenshot(page, 'consent-exclusions');
+    // In French, every count agrees with its number too ("1 ajoutée", not "1 ajoutées").
+    await page.getByLabel('Language').selectOption('fr');
+    await page.getByRole('status').filter({ hasText: 'Import : 3 lignes, 1 ajoutée, 1 déjà présente, 1 refusée.' }).waitFor();
+    await page.getByLabel('Langue').selectOption('en');
     expect(browser.problems.pageErrors).toEqual([]);
     expect(browser.problems.consoleErrors).toEqual([]);
   });

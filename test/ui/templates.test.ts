@@ -134,8 +134,10 @@ describe('templates in chromium', () => {
     const dialog = page.getByRole('dialog', { name: 'From a built-in template' });
     await dialog.getByLabel('Built-in template').selectOption('re_permission');
     await dialog.getByLabel('Language').selectOption('en');
+    // Left unnamed, it is named in the interface language (placeholder shows it), not by the kind's code.
+    expect(await dialog.getByLabel('Name (optional)').getAttribute('placeholder')).toBe('Re-permission (en)');
     await dialog.getByRole('button', { name: 'Create' }).click();
-    await page.getByRole('heading', { level: 1, name: 're permission (en)' }).waitFor();
+    await page.getByRole('heading', { level: 1, name: 'Re-permission (en)' }).waitFor();
     const form = page.getByRole('form', { name: 'Template' });
     expect(await form.getByRole('radio', { name: 'MJML' }).isChecked()).toBe(true);
     expect(await form.getByLabel('Category').inputValue()).toBe('marketing');

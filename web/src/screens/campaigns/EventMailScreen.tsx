@@ -26,6 +26,8 @@ function ScheduleDialog({ event, onClose }: { event: EventRow; onClose(): void }
   const [sendAt, setSendAt] = useState('');
   const [name, setName] = useState('');
   const tpl = templateId || usable[0]?.id || '';
+  // Named in the interface language when left empty (the API's own default is English: "reminder: …").
+  const defaultName = t('camp.ev.defaultName', { kind: t(`camp.ev.kind.${kind}`), event: event.name }).slice(0, 200);
   return (
     <FormDialog
       title={t('camp.ev.schedule')}
@@ -33,7 +35,7 @@ function ScheduleDialog({ event, onClose }: { event: EventRow; onClose(): void }
       onClose={onClose}
       onSubmit={async () => {
         try {
-          await post<Campaign>(`/v1/events/${event.id}/mail`, { kind, template_id: tpl, ...(sendAt ? { send_at: zonedInputToIso(sendAt, event.time_zone) } : {}), ...(name.trim() ? { name: name.trim() } : {}) });
+          await post<Campaign>(`/v1/events/${event.id}/mail`, { kind, template_id: tpl, ...(sendAt ? { send_at: zonedInputToIso(sendAt, event.time_zone) } : {}), name: name.trim() || defaultName });
         } catch (e) {
           // The refusal after the event's window says why in the interface language, with the API's precise dates.
           const why = e instanceof ApiError ? (e.details as { explanation?: Explanation } | undefined)?.explanation : undefined;
@@ -65,7 +67,7 @@ function ScheduleDialog({ event, onClose }: { event: EventRow; onClose(): void }
         <input type="datetime-local" value={sendAt} onChange={(e) => setSendAt(e.target.value)} />
       </Field>
       <Field label={t('camp.ev.nameOptional')}>
-        <input maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />
+        <input maxLength={200} value={name} placeholder={defaultName} onChange={(e) => setName(e.target.value)} />
       </Field>
     </FormDialog>
   );

@@ -17,13 +17,15 @@ function FromBuiltinDialog({ audienceId, onClose }: { audienceId: string; onClos
   const [builtin, setBuiltin] = useState<Builtin>('re_permission');
   const [language, setLanguage] = useState<'fr' | 'en'>('fr');
   const [name, setName] = useState('');
+  // Named in the interface language when left empty (the API's own default is the kind's code: "re permission (fr)").
+  const defaultName = `${t(`tpl.builtinName.${builtin}`)} (${language})`;
   return (
     <FormDialog
       title={t('tpl.fromBuiltin')}
       submitLabel={t('common.create')}
       onClose={onClose}
       onSubmit={async () => {
-        const created = await post<Template>(`/v1/audiences/${audienceId}/templates/from-builtin`, { builtin, language, ...(name.trim() ? { name: name.trim() } : {}) });
+        const created = await post<Template>(`/v1/audiences/${audienceId}/templates/from-builtin`, { builtin, language, name: name.trim() || defaultName });
         await qc.invalidateQueries({ queryKey: tplKeys.list(audienceId) });
         navigate(`/templates/${audienceId}/${created.id}`);
       }}
@@ -44,7 +46,7 @@ function FromBuiltinDialog({ audienceId, onClose }: { audienceId: string; onClos
         </select>
       </Field>
       <Field label={t('tpl.nameOptional')}>
-        <input maxLength={200} value={name} onChange={(e) => setName(e.target.value)} />
+        <input maxLength={200} value={name} placeholder={defaultName} onChange={(e) => setName(e.target.value)} />
       </Field>
     </FormDialog>
   );
