@@ -128,7 +128,8 @@ function Links({ scope, messageId }: { scope: Scope; messageId?: string }) {
           <p className="muted">{t('rep.noClicks')}</p>
         )}
       </QueryStatus>
-      {messageId && <Clickers messageId={messageId} url={url} />}
+      {/* Keyed on the link: another link starts at its first page, not at the offset reached on this one. */}
+      {messageId && <Clickers key={`${messageId} ${url ?? ''}`} messageId={messageId} url={url} />}
     </section>
   );
 }
