@@ -158,4 +158,21 @@ describe('signup forms', () => {
     expect(r.status).toBe(303);
     expect(r.headers.location).toBe('https://site.example/thanks');
   });
+  it('takes a form off line and back: its page and submissions answer 404 meanwhile, a link already sent still confirms', async () => {
+    const f = (await api('POST', `/v1/audiences/${audienceId}/signup-forms`, { name: 'Spring', language: 'en', wording: 'Yes, send me the spring news.', wording_version: 's1' })).body;
+    await formPost(`/f/${f.id}`, { email: 'spring@example.com', consent: 'yes' });
+    const { link } = await confirmLink('spring@example.com');
+    const off = await api('POST', `/v1/signup-forms/${f.id}/disable`);
+    expect(off.status).toBe(200);
+    expect(off.body.disabled_at).toBeTruthy();
+    expect((await t.request('GET', `/f/${f.id}`)).status).toBe(404);
+    expect((await formPost(`/f/${f.id}`, { email: 'late-spring@example.com', consent: 'yes' })).status).toBe(404);
+    expect(await contactByEmail('late-spring@example.com')).toBeUndefined();
+    expect((await formPost(link, {})).status).toBe(200);
+    expect((await history((await contactByEmail('spring@example.com'))!.id)).marketing_authorized_at).toBeTruthy();
+    expect((await api('POST', `/v1/signup-forms/${f.id}/disable`, undefined, other.apiKey)).status).toBe(404);
+    const on = await api('POST', `/v1/signup-forms/${f.id}/enable`);
+    expect(on.body.disabled_at).toBeNull();
+    expect((await t.request('GET', `/f/${f.id}`)).status).toBe(200);
+  });
 });

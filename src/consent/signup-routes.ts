@@ -43,6 +43,13 @@ export async function signupRoutes(app: App, ctx: AppContext) {
     forms: await svc.listForms(ctx, requireRole(req), req.params.audienceId),
   }));
   app.get('/v1/signup-forms/:id', { schema: { ...t('One signup form'), params: Type.Object({ id: Id }) } }, async (req) => svc.getForm(ctx, requireRole(req), req.params.id));
+  for (const [action, enabled] of [['disable', false], ['enable', true]] as const) {
+    app.post(
+      `/v1/signup-forms/:id/${action}`,
+      { schema: { ...t(enabled ? 'Put a signup form back on line' : 'Take a signup form off line: its page and submissions answer 404; links already sent still confirm'), params: Type.Object({ id: Id }) } },
+      async (req) => svc.setFormEnabled(ctx, requireRole(req, 'editor'), req.params.id, enabled),
+    );
+  }
 
   // The public side: the hosted page, the submission (from it, from an embedded form, or as JSON), the confirmation link.
   await app.register(async (scope: App) => {

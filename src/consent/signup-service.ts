@@ -89,6 +89,22 @@ export async function getForm(ctx: AppContext, p: Principal, id: string) {
   return present(ctx, f);
 }
 
+/**
+ * Takes a form off line (its page and its submissions answer 404; embedded copies stop working) or
+ * back on. Confirmation links already sent still confirm: the person asked while it was on line.
+ */
+export async function setFormEnabled(ctx: AppContext, p: Principal, id: string, enabled: boolean) {
+  await getForm(ctx, p, id);
+  const row = await ctx.db
+    .updateTable('signup_forms')
+    .set({ disabled_at: enabled ? null : ctx.now() })
+    .where('id', '=', id)
+    .where('org_id', '=', p.orgId)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return present(ctx, row);
+}
+
 /** A form the public may use: enabled. */
 export async function publicForm(ctx: AppContext, id: string) {
   const f = await findForm(ctx, id);
