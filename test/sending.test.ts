@@ -362,6 +362,25 @@ describe('SMTP failures', () => {
     sink.behaviour.drop = undefined;
   });
 
+  it('refuses, when accepted, event mail whose send_at falls after the event window closes (as campaigns and event mail do)', async () => {
+    const now = t.clock.now.getTime();
+    const ev = await t.request('POST', `/v1/audiences/${audienceId}/events`, {
+      token: org.apiKey,
+      body: { name: 'Past meetup', starts_at: new Date(now - 6 * 86_400_000).toISOString(), ends_at: new Date(now - 5 * 86_400_000).toISOString(), time_zone: 'Europe/Paris' },
+    });
+    expectStatus(ev, 201);
+    expectStatus(await t.request('POST', `/v1/events/${ev.body.id}/participants`, { token: org.apiKey, body: { email: 'late@example.com' } }), 201);
+    const tr = await t.request('POST', `/v1/audiences/${audienceId}/templates`, { token: org.apiKey, body: { name: 'Replay', category: 'participation', event_id: ev.body.id, language: 'en', subject: 'The replay', body: '<p>Replay</p>' } });
+    expectStatus(tr, 201);
+    // Now, within the window: it goes.
+    const ok = await post({ template_id: tr.body.id, to: { email: 'late@example.com' }, send_at: new Date(now + 3_600_000).toISOString() });
+    expect(ok.body.status).toBe('queued');
+    // Ten days from now the window (end + 7 local days) is closed: said at once, with the rule.
+    const late = await post({ template_id: tr.body.id, to: { email: 'late@example.com' }, send_at: new Date(now + 10 * 86_400_000).toISOString() });
+    expectStatus(late, 202);
+    expect(late.body).toMatchObject({ status: 'blocked', rule: 'event_window_closed' });
+  });
+
   it('decides again at send time: a participant removed before a scheduled send is not written to', async () => {
     const p = await t.request('POST', `/v1/events/${eventId}/participants`, { token: org.apiKey, body: { email: 'leaver@example.com' } });
     expectStatus(p, 201);
