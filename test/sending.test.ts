@@ -212,6 +212,22 @@ describe('triggered sending over SMTP', () => {
     expectStatus(await post({ template_id: tpl.tx, subject: 'x', html: 'y', to: { email: 'inline@example.com' } }), 400);
   });
 
+  it('refuses an Idempotency-Key header it would have to cut, or that contradicts the body, rather than confuse two messages', async () => {
+    const body = { template_id: tpl.tx, to: { email: 'idem-long@example.com' }, variables: { confirm_url: 'https://e.example/l' } };
+    const long = 'k'.repeat(255);
+    const first = await post(body, org.apiKey, { 'idempotency-key': `${long}-1` });
+    expectStatus(first, 400);
+    expect(first.body.error.code).toBe('invalid_idempotency_key');
+    const clash = await post({ ...body, idempotency_key: 'body-key' }, org.apiKey, { 'idempotency-key': 'header-key' });
+    expectStatus(clash, 400);
+    expect(clash.body.error.code).toBe('invalid_idempotency_key');
+    // The same key both ways is one key.
+    expectStatus(await post({ ...body, idempotency_key: 'same-key' }, org.apiKey, { 'idempotency-key': 'same-key' }), 202);
+    expectStatus(await post(body, org.apiKey, { 'idempotency-key': 'same-key' }), 202);
+    const rows = await t.envoi.ctx.db.selectFrom('messages').select('id').where('idempotency_key', '=', 'same-key').execute();
+    expect(rows).toHaveLength(1);
+  });
+
   it('answers a repeated idempotency key with the first result and sends once, even concurrently', async () => {
     const body = { template_id: tpl.tx, to: { email: 'idem@example.com' }, variables: { confirm_url: 'https://e.example/1' }, idempotency_key: 'signup-idem-1' };
     const first = await post(body);
