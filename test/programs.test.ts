@@ -102,6 +102,11 @@ describe('programs', () => {
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.body).toMatchObject({ id: first.body.id, entered: 0 });
     expectStatus(await event({ ...body, properties: { order: 'A-2' } }), 409);
+    // A header key is refused, not cut, when longer than a key may be: cut, two purchases would be one.
+    const { idempotency_key: _k, ...unkeyed } = body;
+    const long = await t.request('POST', '/v1/external-events', { token: org.apiKey, body: { audience_id: audienceId, ...unkeyed }, headers: { 'idempotency-key': `${'o'.repeat(255)}-2` } });
+    expectStatus(long, 400);
+    expect(long.body.error.code).toBe('invalid_idempotency_key');
 
     const [entry, ...rest] = await entries(survey);
     expect(rest).toHaveLength(0);

@@ -106,6 +106,8 @@ describe('re-permission campaigns', () => {
 
     t.clock.now = new Date(deadline.getTime() + 86_400_000);
     expectStatus(await form((await answerLinks('late@example.com')).yes), 200);
+    // Answering YES again after the deadline keeps the YES given on time.
+    expectStatus(await form((await answerLinks('yes@example.com')).yes), 200);
 
     const r = await api('GET', `/v1/campaigns/${campaignId}/repermission`);
     expectStatus(r, 200);

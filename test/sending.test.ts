@@ -212,6 +212,22 @@ describe('triggered sending over SMTP', () => {
     expectStatus(await post({ template_id: tpl.tx, subject: 'x', html: 'y', to: { email: 'inline@example.com' } }), 400);
   });
 
+  it('refuses an Idempotency-Key header it would have to cut, or that contradicts the body, rather than confuse two messages', async () => {
+    const body = { template_id: tpl.tx, to: { email: 'idem-long@example.com' }, variables: { confirm_url: 'https://e.example/l' } };
+    const long = 'k'.repeat(255);
+    const first = await post(body, org.apiKey, { 'idempotency-key': `${long}-1` });
+    expectStatus(first, 400);
+    expect(first.body.error.code).toBe('invalid_idempotency_key');
+    const clash = await post({ ...body, idempotency_key: 'body-key' }, org.apiKey, { 'idempotency-key': 'header-key' });
+    expectStatus(clash, 400);
+    expect(clash.body.error.code).toBe('invalid_idempotency_key');
+    // The same key both ways is one key.
+    expectStatus(await post({ ...body, idempotency_key: 'same-key' }, org.apiKey, { 'idempotency-key': 'same-key' }), 202);
+    expectStatus(await post(body, org.apiKey, { 'idempotency-key': 'same-key' }), 202);
+    const rows = await t.envoi.ctx.db.selectFrom('messages').select('id').where('idempotency_key', '=', 'same-key').execute();
+    expect(rows).toHaveLength(1);
+  });
+
   it('answers a repeated idempotency key with the first result and sends once, even concurrently', async () => {
     const body = { template_id: tpl.tx, to: { email: 'idem@example.com' }, variables: { confirm_url: 'https://e.example/1' }, idempotency_key: 'signup-idem-1' };
     const first = await post(body);
@@ -360,6 +376,25 @@ describe('SMTP failures', () => {
     expect(sink.byRecipient('flaky@example.com')).toHaveLength(1);
     expect(dropped).toBe(2);
     sink.behaviour.drop = undefined;
+  });
+
+  it('refuses, when accepted, event mail whose send_at falls after the event window closes (as campaigns and event mail do)', async () => {
+    const now = t.clock.now.getTime();
+    const ev = await t.request('POST', `/v1/audiences/${audienceId}/events`, {
+      token: org.apiKey,
+      body: { name: 'Past meetup', starts_at: new Date(now - 6 * 86_400_000).toISOString(), ends_at: new Date(now - 5 * 86_400_000).toISOString(), time_zone: 'Europe/Paris' },
+    });
+    expectStatus(ev, 201);
+    expectStatus(await t.request('POST', `/v1/events/${ev.body.id}/participants`, { token: org.apiKey, body: { email: 'late@example.com' } }), 201);
+    const tr = await t.request('POST', `/v1/audiences/${audienceId}/templates`, { token: org.apiKey, body: { name: 'Replay', category: 'participation', event_id: ev.body.id, language: 'en', subject: 'The replay', body: '<p>Replay</p>' } });
+    expectStatus(tr, 201);
+    // Now, within the window: it goes.
+    const ok = await post({ template_id: tr.body.id, to: { email: 'late@example.com' }, send_at: new Date(now + 3_600_000).toISOString() });
+    expect(ok.body.status).toBe('queued');
+    // Ten days from now the window (end + 7 local days) is closed: said at once, with the rule.
+    const late = await post({ template_id: tr.body.id, to: { email: 'late@example.com' }, send_at: new Date(now + 10 * 86_400_000).toISOString() });
+    expectStatus(late, 202);
+    expect(late.body).toMatchObject({ status: 'blocked', rule: 'event_window_closed' });
   });
 
   it('decides again at send time: a participant removed before a scheduled send is not written to', async () => {

@@ -99,6 +99,25 @@ describe('click and open tracking', () => {
     expect(ev.filter((e) => e.type === 'clicked')).toEqual([{ type: 'clicked', detail: expect.objectContaining({ url: 'https://shop.example/orders/A-42?utm=mail&x=1', index: 0 }) }]);
   });
 
+  it('redirects a link holding a line break or non-ASCII characters (from a variable) to the URL a browser would follow, not a 500', async () => {
+    const tr = await api('POST', `/v1/audiences/${audienceId}/templates`, {
+      name: 'Booking',
+      category: 'transactional',
+      language: 'en',
+      subject: 'Your booking',
+      body: '<p><a href="https://shop.example/réservations/{{ vars.ref }}">See it</a></p>',
+    });
+    expectStatus(tr, 201);
+    const r = await api('POST', '/v1/messages', { template_id: tr.body.id, to: { email: 'kim@example.com' }, variables: { ref: 'B-1\r\nBcc: x@example.com' } });
+    expectStatus(r, 202);
+    const mail = await received('kim@example.com');
+    const tracked = hrefs(String(mail.html)).filter((h) => h.includes('/c/'));
+    expect(tracked).toHaveLength(1);
+    const click = await t.request('GET', local(tracked[0]!));
+    expect(click.status).toBe(302);
+    expect(click.headers.location).toBe('https://shop.example/r%C3%A9servations/B-1Bcc:%20x@example.com');
+  });
+
   it('never redirects where the message did not point: an altered link gets a 404 and records nothing', async () => {
     const mail = await received('ada@example.com');
     const link = local(hrefs(String(mail.html)).find((h) => h.includes('/c/'))!);

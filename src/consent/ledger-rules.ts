@@ -115,3 +115,27 @@ export function marketingConsent(c: { marketing_authorized_at: Date | null; mark
   if (c.marketing_withdrawn_at) return { status: 'withdrawn', at: c.marketing_withdrawn_at };
   return { status: 'none' };
 }
+
+export interface AnswerRecord {
+  /** groups the records of one person (the ledger's address digest) */
+  email_hash: string;
+  contact_id: string | null;
+  email: string | null;
+  action: 'repermission_yes' | 'repermission_no';
+  at: Date;
+}
+
+/**
+ * Each person's answer to a re-permission campaign from its records in ledger order: the latest
+ * answer, dated when they first gave it. Clicking YES again after the deadline does not turn an
+ * on-time YES into a late one; changing one's mind dates the new answer.
+ */
+export function currentAnswers(records: Iterable<AnswerRecord>): { contact_id: string | null; email: string | null; answer: 'yes' | 'no'; at: Date }[] {
+  const latest = new Map<string, { contact_id: string | null; email: string | null; answer: 'yes' | 'no'; at: Date }>();
+  for (const r of records) {
+    const answer = r.action === 'repermission_yes' ? 'yes' : 'no';
+    const before = latest.get(r.email_hash);
+    latest.set(r.email_hash, { contact_id: r.contact_id, email: r.email, answer, at: before && before.answer === answer ? before.at : r.at });
+  }
+  return [...latest.values()];
+}

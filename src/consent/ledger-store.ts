@@ -114,11 +114,10 @@ export function findRecord(db: Q, id: string) {
 export function answersOfCampaign(db: Q, campaignId: string) {
   return db
     .selectFrom('consent_records')
-    .distinctOn('email_hash')
-    .select(['contact_id', 'email', 'action', 'at'])
+    .select(['email_hash', 'contact_id', 'email', 'action', 'at'])
     .where('campaign_id', '=', campaignId)
     .where('action', 'in', ['repermission_yes', 'repermission_no'])
     .orderBy('email_hash')
-    .orderBy('seq', 'desc')
+    .orderBy('seq')
     .execute();
 }

@@ -13,7 +13,7 @@ import { checkEmail } from '../platform/email-address.ts';
 import type { Principal } from '../organisations/service.ts';
 import { csvText } from '../audience/csv-encoding.ts';
 import { addRecord, audienceFor, contactFor, contactsForSending, eventFor, type ValuesInput } from '../audience/service.ts';
-import { verifyChain, type ChainCheck } from './ledger-rules.ts';
+import { currentAnswers, verifyChain, type AnswerRecord, type ChainCheck } from './ledger-rules.ts';
 import * as store from './ledger-store.ts';
 
 export interface ConsentInput {
@@ -174,10 +174,9 @@ export async function listExclusions(ctx: AppContext, p: Principal, page: { limi
   return { items, total };
 }
 
-/** Each person's last answer to a re-permission campaign (a NO after a YES is a NO). */
+/** Each person's last answer to a re-permission campaign (a NO after a YES is a NO), dated when first given. */
 export async function answersOfCampaign(ctx: AppContext, campaignId: string) {
-  const rows = await store.answersOfCampaign(ctx.db, campaignId);
-  return rows.map((r) => ({ contact_id: r.contact_id, email: r.email, answer: r.action === 'repermission_yes' ? ('yes' as const) : ('no' as const), at: r.at }));
+  return currentAnswers((await store.answersOfCampaign(ctx.db, campaignId)) as AnswerRecord[]);
 }
 
 // ---- registration with a consent checkbox ----

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { appendOpenPixel, decodeAttribute, trackLinks } from './tracking.ts';
+import { appendOpenPixel, decodeAttribute, redirectLocation, trackLinks } from './tracking.ts';
 
 const wrap = (url: string, index: number) => `https://t.example/c/${index}?u=${encodeURIComponent(url)}`;
 const wrapped = (url: string, index: number) => wrap(url, index).replace(/&/g, '&amp;');
@@ -45,6 +45,11 @@ describe('trackLinks', () => {
     const out = trackLinks('<a href="  https://a.example/?x=1&amp;y=&#34;2&#x22;\n">a</a>', { wrap: (url) => url + '&z' });
     expect(out.links).toEqual([{ index: 0, url: 'https://a.example/?x=1&y="2"' }]);
     expect(out.html).toBe('<a href="https://a.example/?x=1&amp;y=&quot;2&quot;&amp;z">a</a>');
+  });
+
+  it('drops tabs and line breaks inside a URL, as the URL parser does (a variable with a line break in an href)', () => {
+    const out = trackLinks('<a href="https://a.example/o?id=x\r\nBcc: y&amp;t=1\t2">a</a>', { wrap });
+    expect(out.links).toEqual([{ index: 0, url: 'https://a.example/o?id=xBcc: y&t=12' }]);
   });
 
   it('follows HTML rules: quoted ">", comments, conditional comments, script and style are not links', () => {
@@ -108,5 +113,16 @@ describe('trackLinks', () => {
 describe('decodeAttribute', () => {
   it('decodes numeric and basic named references, and leaves the rest', () => {
     expect(decodeAttribute('a&amp;b&lt;&gt;&quot;&apos;&#39;&#x41;&copy;&#0;&bogus')).toBe('a&b<>"\'\'A&copy;&#0;&bogus');
+  });
+});
+
+describe('redirectLocation', () => {
+  it('serialises the URL a click goes to into what a Location header can carry', () => {
+    expect(redirectLocation('https://a.example/o?id=ab-12&x=1#frag')).toBe('https://a.example/o?id=ab-12&x=1#frag');
+    expect(redirectLocation('https://a.example/o?id=x\r\nBcc: y')).toBe('https://a.example/o?id=xBcc:%20y');
+    expect(redirectLocation('https://a.example/café/日本?q=é')).toBe('https://a.example/caf%C3%A9/%E6%97%A5%E6%9C%AC?q=%C3%A9');
+    expect(redirectLocation('HTTPS://Bücher.example/')).toBe('https://xn--bcher-kva.example/');
+    expect(redirectLocation('javascript:alert(1)')).toBeNull();
+    expect(redirectLocation('https://exa mple.com/')).toBeNull();
   });
 });

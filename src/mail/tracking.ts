@@ -14,7 +14,7 @@ export const NOTRACK_ATTRIBUTE = 'data-envoi-notrack';
 export interface TrackedLink {
   /** Position among the tracked links of this message, in document order, from 0. */
   index: number;
-  /** The link as written (HTML entities decoded, surrounding spaces trimmed). */
+  /** The link as written (HTML entities decoded, surrounding spaces trimmed, tabs and line breaks dropped as the URL parser does). */
   url: string;
 }
 
@@ -102,6 +102,23 @@ export function escapeAttribute(value: string): string {
 const TRACKABLE = /^https?:\/\//i;
 // Spaces and control characters that browsers strip around a URL attribute.
 const URL_PADDING = /^[\u0000-\u0020]+|[\u0000-\u0020]+$/g;
+// Tabs and line breaks, which the URL parser drops wherever they are (a variable with a line break put in an href).
+const URL_TAB_OR_NEWLINE = /[\t\n\r]/g;
+
+/**
+ * The Location a click on `url` redirects to: the URL as a browser would have followed it, serialised
+ * (non-ASCII and spaces percent-encoded), which is also what an HTTP header can carry; null when it is
+ * not an http(s) URL.
+ */
+export function redirectLocation(url: string): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return null;
+  }
+  return parsed.protocol === 'http:' || parsed.protocol === 'https:' ? parsed.href : null;
+}
 
 /**
  * Wraps every http(s) `<a href>` of `html` (except mailto: and other schemes, the unsubscribe URLs,
@@ -149,7 +166,7 @@ export function trackLinks(html: string, options: TrackingOptions): TrackingResu
     if (tagName === 'a') {
       const href = tag.attributes.find((a) => a.name === 'href');
       const notrack = tag.attributes.filter((a) => a.name === NOTRACK_ATTRIBUTE);
-      const url = href ? decodeAttribute(href.value).replace(URL_PADDING, '') : '';
+      const url = href ? decodeAttribute(href.value).replace(URL_PADDING, '').replace(URL_TAB_OR_NEWLINE, '') : '';
       const wrap =
         href !== undefined &&
         notrack.length === 0 &&

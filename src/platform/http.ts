@@ -192,6 +192,21 @@ export function callerToken(req: FastifyRequest): { token: string; from: 'bearer
 }
 
 /** The caller, who must hold at least `role`; 401 when anonymous, 403 when the role is too low. */
+/**
+ * The idempotency key of a request: the Idempotency-Key header or `idempotency_key` in the body.
+ * A header longer than the body's 255 characters is refused, not cut (two keys sharing their first
+ * 255 characters would become one, and the second request a silent replay of the first), and so is
+ * a header that contradicts the body.
+ */
+export function idempotencyKey(req: FastifyRequest, fromBody: string | undefined): string | undefined {
+  const raw = req.headers['idempotency-key'];
+  const header = typeof raw === 'string' ? raw.trim() : '';
+  if (header === '') return fromBody;
+  if (header.length > 255) throw new AppError(400, 'invalid_idempotency_key', 'the Idempotency-Key header is longer than 255 characters');
+  if (fromBody !== undefined && fromBody !== header) throw new AppError(400, 'invalid_idempotency_key', 'the Idempotency-Key header and idempotency_key in the body differ; give one of them');
+  return header;
+}
+
 export function requireRole(req: FastifyRequest, role: Role = 'viewer'): Principal {
   const p = req.principal;
   if (!p) throw unauthorized();

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
+import { idempotencyKey, MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { AppError } from '../platform/errors.ts';
 import { checkRateLimit } from '../sending/service.ts';
@@ -120,9 +120,9 @@ export function programRoutes(app: App, ctx: AppContext) {
         reply.header('retry-after', String(rate.retryAfterSeconds));
         throw new AppError(429, 'rate_limited', `this API key may make ${rate.limit} requests per minute; retry in ${rate.retryAfterSeconds} s`, { retry_after_seconds: rate.retryAfterSeconds });
       }
-      const header = req.headers['idempotency-key'];
       const body = { ...req.body };
-      if (body.idempotency_key === undefined && typeof header === 'string' && header.trim() !== '') body.idempotency_key = header.trim().slice(0, 255);
+      const key = idempotencyKey(req, body.idempotency_key);
+      if (key !== undefined) body.idempotency_key = key;
       const r = await svc.recordExternalEvent(ctx, p, body);
       if (r.replayed) reply.header('idempotent-replayed', 'true');
       const { replayed: _r, ...answer } = r;

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import type { App } from '../platform/http.ts';
-import { MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
+import { idempotencyKey, MAX_LIST_OFFSET, requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import { AppError } from '../platform/errors.ts';
 import * as svc from './service.ts';
@@ -88,9 +88,9 @@ export function sendingRoutes(app: App, ctx: AppContext) {
         throw new AppError(429, 'rate_limited', `this API key may send ${rate.limit} requests per minute; retry in ${rate.retryAfterSeconds} s`, { retry_after_seconds: rate.retryAfterSeconds });
       }
       if (rate.remaining !== null) reply.header('x-ratelimit-remaining', String(rate.remaining));
-      const header = req.headers['idempotency-key'];
       const body = { ...req.body };
-      if (body.idempotency_key === undefined && typeof header === 'string' && header.trim() !== '') body.idempotency_key = header.trim().slice(0, 255);
+      const key = idempotencyKey(req, body.idempotency_key);
+      if (key !== undefined) body.idempotency_key = key;
       const r = await svc.acceptTriggered(ctx, p, body);
       if (r.replayed) reply.header('idempotent-replayed', 'true');
       reply.status(202);

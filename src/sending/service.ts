@@ -396,9 +396,13 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
     context && context.contact?.email_lower === address
       ? [{ hardBouncedAt: context.hard_bounced_at, complainedAt: context.complained_at }, context.excluded]
       : await Promise.all([look.suppression.load({ orgId, id: address }), look.exclusion.load({ orgId, id: address })]);
+  const sendAt = input.send_at ? new Date(input.send_at) : null;
+  if (sendAt && Number.isNaN(sendAt.getTime())) throw badRequest('invalid_send_at', 'send_at is not a date-time');
+  const dueAt = sendAt && sendAt > now ? sendAt : now;
   let decision: Decision;
   try {
-    decision = decide(policyMessage(scope, contact.id), policyRecipient(contact, contact.email, suppression, excluded === true), now);
+    // Decided for when it is to go: event mail scheduled after the event's window closes is refused now, not dropped then.
+    decision = decide(policyMessage(scope, contact.id), policyRecipient(contact, contact.email, suppression, excluded === true), dueAt);
   } catch (e) {
     throw policyError(e);
   }
@@ -413,9 +417,6 @@ export async function acceptTriggered(ctx: AppContext, p: Principal, input: Trig
     }
   }
 
-  const sendAt = input.send_at ? new Date(input.send_at) : null;
-  if (sendAt && Number.isNaN(sendAt.getTime())) throw badRequest('invalid_send_at', 'send_at is not a date-time');
-  const dueAt = sendAt && sendAt > now ? sendAt : now;
   const lane = laneFor(scope.category);
 
   const row: store.TriggeredRow = {

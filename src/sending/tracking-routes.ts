@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
 import * as svc from './tracking-service.ts';
+import { redirectLocation } from '../mail/tracking.ts';
 import { answerDonePage, answerInvalidPage, answerPage, answerWording, confirmPage, donePage, invalidPage, pageLanguage } from './unsubscribe-page.ts';
 
 // The smallest transparent GIF.
@@ -41,7 +42,9 @@ export async function trackingRoutes(app: App, ctx: AppContext) {
     });
 
     scope.get('/c/:token', { schema: { hide: true, params: Token } }, async (req, reply) => {
-      const url = await svc.recordClick(ctx, req.params.token, visitor(req));
+      const signed = await svc.recordClick(ctx, req.params.token, visitor(req));
+      // A header cannot carry a line break or a raw non-ASCII character: redirect to the URL as a browser reads it.
+      const url = signed === null ? null : redirectLocation(signed);
       if (!url) return html(reply, 404, invalidPage(pageLanguage(undefined, req.headers['accept-language']), 'link'));
       return reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').redirect(url, 302);
     });
