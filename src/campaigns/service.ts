@@ -222,11 +222,13 @@ export async function runDue(ctx: AppContext, holder: string, leaseMs = 60_000):
       let contacts = await targetContactsPage(ctx, target, after, PAGE);
       if (contacts.length === 0) break;
       const last = contacts[contacts.length - 1]!.id;
+      let blockedBefore: Set<string> | undefined;
       if (c.every_minutes) {
         const seen = await sending.alreadyRecipients(ctx, c.id, contacts.map((x) => x.id));
-        contacts = contacts.filter((x) => !seen.has(x.id));
+        contacts = contacts.filter((x) => !seen.reached.has(x.id));
+        blockedBefore = seen.blockedOnly;
       }
-      if (contacts.length) await sending.enqueueContacts(ctx, msg, contacts);
+      if (contacts.length) await sending.enqueueContacts(ctx, msg, contacts, { onlyIfAllowed: blockedBefore });
       const t = ctx.now();
       const still = await store.advance(ctx.db, c.id, holder, { resolved_after: last, lease_until: new Date(t.getTime() + leaseMs), updated_at: t });
       if (!still) {

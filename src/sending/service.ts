@@ -569,15 +569,28 @@ export async function enqueueBatch(ctx: AppContext, msg: BulkMessage, contactIds
 }
 
 /** enqueueBatch for contacts already read (a campaign's page of its target, targetContactsPage); those of another audience are left out. */
-export async function enqueueContacts(ctx: AppContext, msg: BulkMessage, read: readonly SendingContact[], opts: { paused?: boolean } = {}): Promise<BatchResult> {
-  const contacts = read.filter((c) => c.audience_id === msg.audienceId);
+/**
+ * `onlyIfAllowed`: contacts written only when the policy now allows them (a recurring campaign's
+ * contacts that an earlier run blocked: one who has consented since gets this run, the others are
+ * not blocked again on every run).
+ */
+export async function enqueueContacts(
+  ctx: AppContext,
+  msg: BulkMessage,
+  read: readonly SendingContact[],
+  opts: { paused?: boolean; onlyIfAllowed?: ReadonlySet<string> } = {},
+): Promise<BatchResult> {
   const now = ctx.now();
+  let contacts = read.filter((c) => c.audience_id === msg.audienceId);
   let decisions: Map<string, Decision>;
   try {
     decisions = await decideFor(ctx, msg.orgId, msg.scope, contacts, now);
   } catch (e) {
     throw policyError(e);
   }
+  const only = opts.onlyIfAllowed;
+  if (only?.size) contacts = contacts.filter((c) => !only.has(c.id) || decisions.get(c.id)!.allow);
+  if (contacts.length === 0) return { recipients: 0, queued: 0, allowed: 0, blocked: {} };
   const queued = await store.insertRecipients(
     ctx.db,
     { org_id: msg.orgId, message_id: msg.id, lane: msg.lane, priority: msg.priority, due_at: msg.dueAt, expires_at: msg.expiresAt, now, allowedStatus: opts.paused ? 'paused' : 'queued' },
@@ -587,7 +600,7 @@ export async function enqueueContacts(ctx: AppContext, msg: BulkMessage, read: r
     }),
   );
   if (queued) notifyAll(ctx, msg.lane);
-  return { recipients: contacts.length, queued, ...summarise(decisions.values()) };
+  return { recipients: contacts.length, queued, ...summarise(contacts.map((c) => decisions.get(c.id)!)) };
 }
 
 /** One template version to given contacts of its audience, now or at `sendAt`. */

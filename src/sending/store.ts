@@ -414,16 +414,24 @@ export async function setHeld(db: Q, messageId: string, hold: boolean, now: Date
   return Number(r.numUpdatedRows);
 }
 
-export async function campaignRecipientsAmong(db: Q, campaignId: string, contactIds: readonly string[]): Promise<Set<string>> {
-  if (contactIds.length === 0) return new Set();
+/**
+ * Among these contacts, those an earlier run of the campaign already reached (a delivery other than
+ * blocked) and those it only ever blocked (no consent then, excluded...).
+ */
+export async function campaignRecipientsAmong(db: Q, campaignId: string, contactIds: readonly string[]): Promise<{ reached: Set<string>; blockedOnly: Set<string> }> {
+  if (contactIds.length === 0) return { reached: new Set(), blockedOnly: new Set() };
   const rows = await db
     .selectFrom('deliveries as d')
     .innerJoin('messages as m', 'm.id', 'd.message_id')
-    .select('d.contact_id')
+    .select(['d.contact_id', (eb) => eb.fn.countAll<string>().filterWhere('d.status', '!=', 'blocked').as('reached')])
     .where('m.campaign_id', '=', campaignId)
     .where('d.contact_id', 'in', [...contactIds])
+    .groupBy('d.contact_id')
     .execute();
-  return new Set(rows.map((r) => r.contact_id!));
+  const reached = new Set<string>();
+  const blockedOnly = new Set<string>();
+  for (const r of rows) (Number(r.reached) > 0 ? reached : blockedOnly).add(r.contact_id!);
+  return { reached, blockedOnly };
 }
 
 /** Deliveries of every message of a campaign, by status. */
