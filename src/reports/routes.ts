@@ -10,11 +10,11 @@ const SERIES_COUNTS = ['sent', 'delivered', 'opened', 'opened_unique', 'clicked'
 const SERIES_RATES = ['delivered', 'open', 'click', 'bounce', 'complaint', 'unsubscribe'] as const;
 const SERIES_COLUMNS = [{ key: 'start', label: 'start' }, ...SERIES_COUNTS.map((key) => ({ key, label: key })), ...SERIES_RATES.map((r) => ({ key: `rate_${r}`, label: `${r}_rate` }))];
 
-const Id = Type.String({ format: 'uuid' });
 const Scope = {
   audience_id: Type.Optional(Type.String({ format: 'uuid', description: 'every message of the audience' })),
   template_id: Type.Optional(Type.String({ format: 'uuid', description: 'every message sent with the template (triggered and campaigns)' })),
-  message_id: Type.Optional(Type.String({ format: 'uuid', description: "one campaign's message" })),
+  message_id: Type.Optional(Type.String({ format: 'uuid', description: "one campaign's message (one run)" })),
+  campaign_id: Type.Optional(Type.String({ format: 'uuid', description: 'every run of a campaign (a recurring one has one message a run)' })),
 };
 const Instant = (what: string) => Type.Optional(Type.String({ format: 'date-time', description: `${what}, with its offset (2026-03-01T00:00:00+01:00)` }));
 
@@ -42,7 +42,8 @@ const LinksQuery = Type.Object(
 
 const ClickersQuery = Type.Object(
   {
-    message_id: Id,
+    message_id: Type.Optional(Type.String({ format: 'uuid', description: 'one campaign message (one run)' })),
+    campaign_id: Type.Optional(Type.String({ format: 'uuid', description: 'every run of a campaign' })),
     url: Type.Optional(Type.String({ minLength: 1, maxLength: 8000, description: 'one link of the message, as in GET /v1/reports/links; default every link' })),
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('csv')], { default: 'json', description: 'csv: the whole list as a streamed CSV file' })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
@@ -76,7 +77,7 @@ export function reportRoutes(app: App, ctx: AppContext) {
           yield { start: b.start.toISOString(), ...Object.fromEntries(SERIES_COUNTS.map((k) => [k, b[k]])), ...Object.fromEntries(SERIES_RATES.map((r) => [`rate_${r}`, b.rates[r]])) };
         }
       })();
-      const scope = q.message_id ?? q.template_id ?? q.audience_id;
+      const scope = q.message_id ?? q.campaign_id ?? q.template_id ?? q.audience_id;
       return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="report-${scope}-${s.bucket}.csv"`).send(csvStream(SERIES_COLUMNS, rows));
     },
   );
@@ -102,7 +103,7 @@ export function reportRoutes(app: App, ctx: AppContext) {
       const p = requireRole(req);
       const q = req.query;
       if (q.format !== 'csv') return svc.clickers(ctx, p, q);
-      const { stream, filename } = await svc.clickersCsv(ctx, p, { message_id: q.message_id, url: q.url });
+      const { stream, filename } = await svc.clickersCsv(ctx, p, { message_id: q.message_id, campaign_id: q.campaign_id, url: q.url });
       reply.header('content-type', 'text/csv; charset=utf-8');
       reply.header('content-disposition', `attachment; filename="${filename}"`);
       return reply.send(stream);

@@ -14,6 +14,7 @@ const TRACKED = sql`('opened', 'clicked', 'bounced', 'complained', 'unsubscribed
 
 function scopeFilter(scope: Scope) {
   if (scope.kind === 'message') return sql`e.message_id = ${scope.id} AND m.origin = 'campaign'`;
+  if (scope.kind === 'campaign') return sql`m.campaign_id = ${scope.id} AND m.origin = 'campaign'`;
   return scope.kind === 'audience' ? sql`m.audience_id = ${scope.id}` : sql`m.template_id = ${scope.id}`;
 }
 

@@ -17,6 +17,16 @@ export interface ScopeQuery {
   audience_id?: string;
   template_id?: string;
   message_id?: string;
+  campaign_id?: string;
+}
+
+async function campaignScope(ctx: AppContext, p: Principal, id: string): Promise<store.Scope & { kind: 'campaign' }> {
+  const c = await ctx.db.selectFrom('campaigns').select(['id', 'audience_id']).where('org_id', '=', p.orgId).where('id', '=', id).executeTakeFirst();
+  if (!c) throw notFound('campaign');
+  await audienceFor(ctx, p, c.audience_id).catch(() => {
+    throw notFound('campaign');
+  });
+  return { kind: 'campaign', id: c.id };
 }
 
 async function messageFor(ctx: AppContext, p: Principal, id: string) {
@@ -28,12 +38,13 @@ async function messageFor(ctx: AppContext, p: Principal, id: string) {
   return m;
 }
 
-/** The one audience, template or campaign message a report is about, once the caller may see it (404 otherwise). */
+/** The one audience, template, campaign or campaign message a report is about, once the caller may see it (404 otherwise). */
 async function scopeOf(ctx: AppContext, p: Principal, q: ScopeQuery): Promise<store.Scope> {
-  const given = (['audience_id', 'template_id', 'message_id'] as const).filter((k) => q[k] !== undefined);
-  if (given.length !== 1) throw badRequest('scope_required', 'give exactly one of audience_id, template_id or message_id');
+  const given = (['audience_id', 'template_id', 'message_id', 'campaign_id'] as const).filter((k) => q[k] !== undefined);
+  if (given.length !== 1) throw badRequest('scope_required', 'give exactly one of audience_id, template_id, campaign_id or message_id');
   if (q.audience_id !== undefined) return { kind: 'audience', id: (await audienceFor(ctx, p, q.audience_id)).id };
   if (q.template_id !== undefined) return { kind: 'template', id: (await templateFor(ctx, p, q.template_id)).id };
+  if (q.campaign_id !== undefined) return campaignScope(ctx, p, q.campaign_id);
   const m = await messageFor(ctx, p, q.message_id!);
   if (m.origin !== 'campaign') {
     throw badRequest(
@@ -93,16 +104,24 @@ export async function links(ctx: AppContext, p: Principal, q: LinksQuery) {
 }
 
 export interface ClickersQuery {
-  message_id: string;
+  message_id?: string;
+  campaign_id?: string;
   url?: string;
   limit?: number;
   offset?: number;
 }
 
+/** A campaign message, or all the runs of a campaign: whose clickers are listed. */
+async function clickerScope(ctx: AppContext, p: Principal, q: Pick<ClickersQuery, 'message_id' | 'campaign_id'>): Promise<store.Scope & { kind: 'message' | 'campaign' }> {
+  if ((q.message_id === undefined) === (q.campaign_id === undefined)) throw badRequest('scope_required', 'give message_id (one run) or campaign_id (all its runs)');
+  if (q.campaign_id !== undefined) return campaignScope(ctx, p, q.campaign_id);
+  return { kind: 'message', id: (await messageFor(ctx, p, q.message_id!)).id };
+}
+
 export async function clickers(ctx: AppContext, p: Principal, q: ClickersQuery) {
-  const m = await messageFor(ctx, p, q.message_id);
-  const rows = await store.clickers(ctx.db, p.orgId, m.id, q.url ?? null, { limit: q.limit ?? 100, offset: q.offset ?? 0 });
-  return { message_id: m.id, url: q.url ?? null, items: rows.map((r) => r.clicker) };
+  const scope = await clickerScope(ctx, p, q);
+  const rows = await store.clickers(ctx.db, p.orgId, scope, q.url ?? null, { limit: q.limit ?? 100, offset: q.offset ?? 0 });
+  return { ...scopeAnswer(scope), url: q.url ?? null, items: rows.map((r) => r.clicker) };
 }
 
 const CLICKER_COLUMNS: ExportColumn[] = [
@@ -116,15 +135,15 @@ const CLICKER_COLUMNS: ExportColumn[] = [
 
 /** The clicker list as CSV, streamed a page at a time, after the access check (a 404 must not be a cut stream). */
 export async function clickersCsv(ctx: AppContext, p: Principal, q: Omit<ClickersQuery, 'limit' | 'offset'>, batchSize = 1000): Promise<{ stream: Readable; filename: string }> {
-  const m = await messageFor(ctx, p, q.message_id);
+  const scope = await clickerScope(ctx, p, q);
   async function* rows() {
     let after: store.ClickerCursor | null = null;
     for (;;) {
-      const page = await store.clickers(ctx.db, p.orgId, m.id, q.url ?? null, { limit: batchSize, after });
+      const page = await store.clickers(ctx.db, p.orgId, scope, q.url ?? null, { limit: batchSize, after });
       for (const r of page) yield r.clicker as unknown as Record<string, unknown>;
       if (page.length < batchSize) return;
       after = page[page.length - 1]!.cursor;
     }
   }
-  return { stream: csvStream(CLICKER_COLUMNS, rows()), filename: `clickers-${m.id}.csv` };
+  return { stream: csvStream(CLICKER_COLUMNS, rows()), filename: `clickers-${scope.id}.csv` };
 }

@@ -4,10 +4,22 @@ import type { BucketRow } from './rules.ts';
 
 type Q = Kysely<DB>;
 
-/** What a report is about. A message scope is a campaign's message (the rollup keeps no other). */
-export type Scope = { kind: 'audience' | 'template' | 'message'; id: string };
+/**
+ * What a report is about. A message scope is a campaign's message (the rollup keeps no other); a
+ * campaign scope is every message (run) of a campaign: a recurring campaign's runs go to different
+ * people, so their unique counts add up.
+ */
+export type Scope = { kind: 'audience' | 'template' | 'message' | 'campaign'; id: string };
 
 const COLUMN = { audience: 'audience_id', template: 'template_id', message: 'message_id' } as const;
+
+/** The rollup rows of a scope (`alias`: the rollup table's, when the query names it). */
+function inScope(scope: Scope, alias = '') {
+  const column = (name: string) => sql.ref(alias ? `${alias}.${name}` : name);
+  return scope.kind === 'campaign'
+    ? sql<boolean>`${column('message_id')} IN (SELECT id FROM messages WHERE campaign_id = ${scope.id})`
+    : sql<boolean>`${column(COLUMN[scope.kind])} = ${scope.id}`;
+}
 
 /** The message a report or a clicker list names, to check it is the caller's (reports read the events of messages). */
 export function findMessage(db: Q, orgId: string, id: string) {
@@ -31,7 +43,7 @@ export async function seriesRows(db: Q, orgId: string, scope: Scope, starts: rea
       eb.fn.sum<number>('uniq').as('uniq'),
     ])
     .where('org_id', '=', orgId)
-    .where(COLUMN[scope.kind], '=', scope.id)
+    .where(inScope(scope))
     .where('hour', '>=', starts[0]!)
     .where('hour', '<', end)
     .groupBy([sql`1`, 'type'])
@@ -45,7 +57,7 @@ export async function topLinks(db: Q, orgId: string, scope: Scope, range: { from
     .selectFrom('report_link_hourly')
     .select((eb) => [sql<string>`min(url)`.as('url'), eb.fn.sum<number>('total').as('clicks'), eb.fn.sum<number>('uniq').as('unique_clickers')])
     .where('org_id', '=', orgId)
-    .where(COLUMN[scope.kind], '=', scope.id)
+    .where(inScope(scope))
     .$if(range.from !== undefined, (q) => q.where('hour', '>=', range.from!))
     .$if(range.to !== undefined, (q) => q.where('hour', '<', range.to!))
     .groupBy('url_hash')
@@ -70,8 +82,8 @@ export interface Clicker {
 /** first_at as PostgreSQL text: a JS Date drops microseconds, and the cursor would skip or repeat rows. */
 export type ClickerCursor = { at: string; deliveryId: string; urlHash: string };
 
-/** Who clicked the links of a message (or one link of it), first clickers first. */
-export async function clickers(db: Q, orgId: string, messageId: string, url: string | null, page: { limit: number; offset?: number; after?: ClickerCursor | null }) {
+/** Who clicked the links of a campaign message or of all a campaign's runs (or one link), first clickers first. */
+export async function clickers(db: Q, orgId: string, scope: Scope & { kind: 'message' | 'campaign' }, url: string | null, page: { limit: number; offset?: number; after?: ClickerCursor | null }) {
   const after = page.after ?? null;
   const rows = await db
     .selectFrom('report_link_clicks as c')
@@ -79,7 +91,7 @@ export async function clickers(db: Q, orgId: string, messageId: string, url: str
     .select(['c.delivery_id', 'd.contact_id', 'd.email', 'c.url', 'c.first_at as first_click_at', 'c.last_at as last_click_at', 'c.clicks', 'c.url_hash'])
     .select(sql<string>`c.first_at::text`.as('cursor_at'))
     .where('c.org_id', '=', orgId)
-    .where('c.message_id', '=', messageId)
+    .where(inScope(scope, 'c'))
     .$if(url !== null, (q) => q.where('c.url_hash', '=', sql<string>`md5(${url})::uuid`))
     .$if(after !== null, (q) => q.where(sql<boolean>`(c.first_at, c.delivery_id, c.url_hash) > (${after!.at}::timestamptz, ${after!.deliveryId}::uuid, ${after!.urlHash}::uuid)`))
     .orderBy('c.first_at')

@@ -3,7 +3,7 @@ import { apiUrl } from '../../api.ts';
 import { QueryStatus } from '../../components/Status.tsx';
 import { useFormat, useT } from '../../i18n/index.tsx';
 import { usePercent } from '../campaigns/shared/rules.tsx';
-import { RANGES, seriesQuery, useClickers, useLinks, useSeries, type Figures, type RangeKey, type Scope, type Series } from './data.ts';
+import { RANGES, seriesQuery, useClickers, useLinks, useSeries, type ClickerScope, type Figures, type RangeKey, type Scope, type Series } from './data.ts';
 import { messages } from './messages.ts';
 import { MEASURES, TrendChart } from './TrendChart.tsx';
 
@@ -84,7 +84,7 @@ function DataTable({ series }: { series: Series }) {
   );
 }
 
-function Links({ scope, messageId }: { scope: Scope; messageId?: string }) {
+function Links({ scope, clickersOf }: { scope: Scope; clickersOf?: ClickerScope }) {
   const t = useT(messages);
   const fmt = useFormat();
   const links = useLinks(scope);
@@ -104,7 +104,7 @@ function Links({ scope, messageId }: { scope: Scope; messageId?: string }) {
                 <th scope="col" className="num">
                   {t('rep.clickers')}
                 </th>
-                {messageId && <th scope="col">{t('rep.who')}</th>}
+                {clickersOf && <th scope="col">{t('rep.who')}</th>}
               </tr>
             </thead>
             <tbody>
@@ -113,7 +113,7 @@ function Links({ scope, messageId }: { scope: Scope; messageId?: string }) {
                   <td className="url">{l.url}</td>
                   <td className="num">{fmt.number(l.clicks)}</td>
                   <td className="num">{fmt.number(l.unique_clickers)}</td>
-                  {messageId && (
+                  {clickersOf && (
                     <td>
                       <button type="button" className="link" aria-pressed={url === l.url} onClick={() => setUrl(url === l.url ? null : l.url)}>
                         {t('rep.whoClicked')}
@@ -129,21 +129,21 @@ function Links({ scope, messageId }: { scope: Scope; messageId?: string }) {
         )}
       </QueryStatus>
       {/* Keyed on the link: another link starts at its first page, not at the offset reached on this one. */}
-      {messageId && <Clickers key={`${messageId} ${url ?? ''}`} messageId={messageId} url={url} />}
+      {clickersOf && <Clickers key={`${JSON.stringify(clickersOf)} ${url ?? ''}`} of={clickersOf} url={url} />}
     </section>
   );
 }
 
-function Clickers({ messageId, url }: { messageId: string; url: string | null }) {
+function Clickers({ of, url }: { of: ClickerScope; url: string | null }) {
   const t = useT(messages);
   const fmt = useFormat();
   const [offset, setOffset] = useState(0);
-  const clickers = useClickers(messageId, url, offset);
+  const clickers = useClickers(of, url, offset);
   return (
     <div className="clickers">
       <div className="subhead">
         <h3>{url ? t('rep.whoClickedUrl', { url }) : t('rep.whoClickedAll')}</h3>
-        <a href={apiUrl('/v1/reports/clickers', { message_id: messageId, url, format: 'csv' })} download>
+        <a href={apiUrl('/v1/reports/clickers', { ...of, url, format: 'csv' })} download>
           {t('rep.exportClickers')}
         </a>
       </div>
@@ -192,7 +192,7 @@ function Clickers({ messageId, url }: { messageId: string; url: string | null })
 }
 
 /** A report: totals with their rates, the trend over time, the links, who clicked (campaigns), and CSV exports. */
-export function ReportView({ scope, messageId, defaultRange = '30d' }: { scope: Scope; messageId?: string; defaultRange?: RangeKey }) {
+export function ReportView({ scope, clickersOf, defaultRange = '30d' }: { scope: Scope; clickersOf?: ClickerScope; defaultRange?: RangeKey }) {
   const t = useT(messages);
   const [range, setRange] = useState<RangeKey>(defaultRange);
   const series = useSeries(scope, range);
@@ -227,7 +227,7 @@ export function ReportView({ scope, messageId, defaultRange = '30d' }: { scope: 
           )}
         </QueryStatus>
       </section>
-      <Links scope={scope} messageId={messageId} />
+      <Links scope={scope} clickersOf={clickersOf} />
     </>
   );
 }

@@ -24,7 +24,7 @@ export function CampaignReport() {
             </div>
             {c.every_minutes && <p className="muted">{t('rep.lastRun', { n: c.runs })}</p>}
             {c.message_id ? (
-              <ReportView scope={{ message_id: c.message_id }} messageId={c.message_id} defaultRange={recent ? '48h' : '30d'} />
+              <ReportView scope={{ campaign_id: c.id }} clickersOf={{ campaign_id: c.id }} defaultRange={recent ? '48h' : '30d'} />
             ) : (
               <p className="muted">{t('rep.notSent')}</p>
             )}

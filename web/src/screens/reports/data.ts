@@ -1,7 +1,9 @@
 import { useQuery } from '@tanstack/react-query';
 import { get } from '../../api.ts';
 
-export type Scope = { audience_id: string } | { template_id: string } | { message_id: string };
+export type Scope = { audience_id: string } | { template_id: string } | { message_id: string } | { campaign_id: string };
+/** Whose clickers a report lists: one campaign message, or every run of a campaign. */
+export type ClickerScope = { message_id: string } | { campaign_id: string };
 
 export interface Rates {
   delivered: number | null;
@@ -72,8 +74,8 @@ export const useSeries = (scope: Scope, range: RangeKey) =>
 export const useLinks = (scope: Scope) =>
   useQuery({ queryKey: ['reports', 'links', scope], queryFn: async () => (await get<{ links: LinkRow[] }>('/v1/reports/links', { ...scope, limit: 20 })).links, refetchInterval: 60_000 });
 
-export const useClickers = (messageId: string, url: string | null, offset: number) =>
+export const useClickers = (of: ClickerScope, url: string | null, offset: number) =>
   useQuery({
-    queryKey: ['reports', 'clickers', messageId, url, offset],
-    queryFn: async () => (await get<{ items: Clicker[] }>('/v1/reports/clickers', { message_id: messageId, url, limit: 50, offset })).items,
+    queryKey: ['reports', 'clickers', of, url, offset],
+    queryFn: async () => (await get<{ items: Clicker[] }>('/v1/reports/clickers', { ...of, url, limit: 50, offset })).items,
   });
