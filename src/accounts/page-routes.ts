@@ -60,7 +60,7 @@ export async function accountPageRoutes(app: App, ctx: AppContext) {
 
   await app.register(async (scope: App) => {
     // Opening a link shows the page; only its button or form changes anything.
-    const pages: Record<TokenKind, (lang: PageLanguage, action: string, token: string) => string> = { confirm: confirmPage, reset: (lang, action, token) => resetPage(lang, action, token) };
+    const pages: Record<TokenKind, (lang: PageLanguage, action: string, token: string) => string> = { confirm: confirmPage, reset: resetPage };
     for (const kind of ['confirm', 'reset'] as const) {
       scope.get(`/a/:audienceId/${PATH[kind]}`, { schema: { hide: true, params: Params, querystring: Query } }, async (req, reply) => {
         await audiencePrincipal(req.params.audienceId);

@@ -119,12 +119,14 @@ export async function logIn(ctx: AppContext, p: Principal, audienceId: string, e
   }
 }
 
+/** Why the stored token (or its absence) cannot be used at `now`, or null. */
+const unusable = (found: Awaited<ReturnType<typeof store.findToken>>, now: Date) => tokenProblem(found && { usedAt: found.used_at, expiresAt: found.expires_at }, now);
+
 async function useToken(db: Kysely<DB>, audienceId: string, kind: TokenKind, token: string, now: Date): Promise<string> {
   const tokenHash = hashToken(token);
   const contactId = await store.consumeToken(db, audienceId, kind, tokenHash, now);
   if (contactId) return contactId;
-  const found = await store.findToken(db, audienceId, kind, tokenHash);
-  const problem = tokenProblem(found && { usedAt: found.used_at, expiresAt: found.expires_at }, now) ?? 'token_used';
+  const problem = unusable(await store.findToken(db, audienceId, kind, tokenHash), now) ?? 'token_used';
   throw badRequest(problem, TOKEN_PROBLEM_MESSAGE[problem]);
 }
 
@@ -143,8 +145,12 @@ export async function confirm(ctx: AppContext, p: Principal, audienceId: string,
 export async function resetPassword(ctx: AppContext, p: Principal, audienceId: string, token: string, password: string) {
   await audienceFor(ctx, p, audienceId);
   checkPassword(password);
-  const passwordHash = await hashPassword(password);
   const now = ctx.now();
+  // A token that cannot be used is refused before the hash: envoi's reset page is public, and argon2
+  // for every made-up token would be CPU for anyone to burn. The transaction below checks it again.
+  const problem = unusable(await store.findToken(ctx.db, audienceId, 'reset', hashToken(token)), now);
+  if (problem) throw badRequest(problem, TOKEN_PROBLEM_MESSAGE[problem]);
+  const passwordHash = await hashPassword(password);
   return ctx.db.transaction().execute(async (trx) => {
     const contactId = await useToken(trx, audienceId, 'reset', token, now);
     await store.setPassword(trx, contactId, passwordHash, now);
