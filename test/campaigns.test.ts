@@ -295,3 +295,15 @@ describe('event lifecycle mail', () => {
     expectStatus(await api('POST', `/v1/events/${eventId}/mail`, { kind: 'reminder', template_id: part }, other.apiKey), 404);
   });
 });
+
+describe('the way out of marketing mail', () => {
+  it('a NO link alone is enough for a re-permission campaign, not for any other', async () => {
+    const only = await api('POST', `/v1/audiences/${audienceId}/templates`, { name: 'Still there?', language: 'en', category: 'marketing', subject: 'Still there?', body: '<p><a href="{{ yes_url }}">Yes</a> <a href="{{ no_url }}">No</a></p>' });
+    expectStatus(only, 201);
+    const plain = await api('POST', `/v1/audiences/${audienceId}/campaigns`, { name: 'Not re-permission', template_id: only.body.id, target: { view_id: viewId } });
+    expectStatus(plain, 400);
+    expect(plain.body.error.code).toBe('unsubscribe_link_missing');
+    const deadline = new Date(t.clock.now.getTime() + 7 * 86_400_000).toISOString();
+    expectStatus(await api('POST', `/v1/audiences/${audienceId}/campaigns`, { name: 'Re-permission', template_id: only.body.id, target: { view_id: viewId }, repermission: { deadline } }), 201);
+  });
+});

@@ -94,7 +94,7 @@ describe('signup forms', () => {
     const opened = await t.request('GET', link);
     expect(opened.status).toBe(200);
     expect(opened.text).toContain('Je confirme mon abonnement');
-    expect(opened.text).toContain(`action="${new URL(link, 'http://x').pathname}"`);
+    expect(opened.text).toContain(`action="${t.envoi.ctx.config.publicUrl.replace(/\/+$/, '')}${new URL(link, 'http://x').pathname}"`);
     expect((await history(c.id)).marketing_authorized_at).toBeNull();
     const done = await formPost(link, {});
     expect(done.status).toBe(200);

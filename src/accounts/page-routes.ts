@@ -55,7 +55,8 @@ export async function accountPageRoutes(app: App, ctx: AppContext) {
     return { orgId: a.org_id, role: 'editor', kind: 'key', id: `account-page:${a.id}`, audienceIds: [a.id], rateLimitPerMinute: null };
   }
   const langOf = (req: FastifyRequest, given: string | undefined): PageLanguage => pageLanguage(given, req.headers['accept-language']);
-  const action = (audienceId: string, kind: TokenKind) => `/a/${audienceId}/${PATH[kind]}`;
+  // Where the page's form posts: under the public URL, as the links are (it may carry a path prefix).
+  const action = (audienceId: string, kind: TokenKind) => `${ctx.config.publicUrl.replace(/\/+$/, '')}/a/${audienceId}/${PATH[kind]}`;
   const noToken = (lang: PageLanguage, kind: TokenKind) => tokenProblemPage(lang, kind, 'invalid_token');
 
   await app.register(async (scope: App) => {

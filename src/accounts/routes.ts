@@ -1,4 +1,6 @@
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
+import type { Principal } from '../organisations/service.ts';
 import type { App } from '../platform/http.ts';
 import { requireRole } from '../platform/http.ts';
 import type { AppContext } from '../platform/context.ts';
@@ -35,6 +37,21 @@ export function accountRoutes(app: App, ctx: AppContext) {
   // Raw tokens are meant to reach the person by email only; the test harness reads them here.
   const exposed = (field: string, issued: svc.IssuedToken | null) => (ctx.exposeTokensForTests && issued ? { [field]: issued.token } : {});
   const base = '/v1/audiences/:audienceId/accounts';
+  /**
+   * Emails the link, to the caller's page or to envoi's own. Once the account or token is written, a
+   * mail that cannot be written (an audience's own version of the template that no longer renders)
+   * is logged and answered as not sent, not as an error: the caller's retry would meet a 409, and a
+   * reset request's answer would tell who has an account.
+   */
+  async function mailLink(req: FastifyRequest, p: Principal, audienceId: string, issued: svc.IssuedToken, pageUrl: string | undefined, language: string | undefined): Promise<boolean> {
+    try {
+      const page = pageUrl ?? hostedAccountPage(ctx, audienceId, issued.kind, language);
+      return (await sendAccountToken(ctx, p, audienceId, issued, page, language)).status !== 'blocked';
+    } catch (e) {
+      req.log.warn({ err: e, audience_id: audienceId, kind: issued.kind }, 'account email not written');
+      return false;
+    }
+  }
 
   app.post(
     base,
@@ -50,9 +67,9 @@ export function accountRoutes(app: App, ctx: AppContext) {
       const { page_url, language, ...input } = req.body;
       const pageUrl = checkPageUrl(page_url);
       const r = await svc.signUp(ctx, p, req.params.audienceId, input);
-      const email = await sendAccountToken(ctx, p, req.params.audienceId, r.confirmToken, pageUrl ?? hostedAccountPage(ctx, req.params.audienceId, 'confirm', language), language);
+      const sent = await mailLink(req, p, req.params.audienceId, r.confirmToken, pageUrl, language);
       reply.status(201);
-      return { contact_id: r.contactId, contact_created: r.contactCreated, confirmed: false, email_sent: email.status !== 'blocked', ...exposed('confirm_token', r.confirmToken) };
+      return { contact_id: r.contactId, contact_created: r.contactCreated, confirmed: false, email_sent: sent, ...exposed('confirm_token', r.confirmToken) };
     },
   );
 
@@ -99,7 +116,7 @@ export function accountRoutes(app: App, ctx: AppContext) {
       const pageUrl = checkPageUrl(req.body.page_url);
       const issued = await svc.requestPasswordReset(ctx, p, req.params.audienceId, req.body.email);
       // The same answer whether or not the email has an account: no word on whether a mail went.
-      if (issued) await sendAccountToken(ctx, p, req.params.audienceId, issued, pageUrl ?? hostedAccountPage(ctx, req.params.audienceId, 'reset', req.body.language), req.body.language);
+      if (issued) await mailLink(req, p, req.params.audienceId, issued, pageUrl, req.body.language);
       reply.status(202);
       return { accepted: true, ...exposed('reset_token', issued) };
     },
@@ -130,9 +147,9 @@ export function accountRoutes(app: App, ctx: AppContext) {
       const pageUrl = checkPageUrl(given.page_url as string | undefined);
       const issued = await svc.organiserPasswordReset(ctx, p, req.params.audienceId, req.params.contactId);
       const language = given.language as string | undefined;
-      const email = await sendAccountToken(ctx, p, req.params.audienceId, issued, pageUrl ?? hostedAccountPage(ctx, req.params.audienceId, 'reset', language), language);
+      const sent = await mailLink(req, p, req.params.audienceId, issued, pageUrl, language);
       reply.status(202);
-      return { accepted: true, expires_at: issued.expiresAt, email_sent: email.status !== 'blocked', ...exposed('reset_token', issued) };
+      return { accepted: true, expires_at: issued.expiresAt, email_sent: sent, ...exposed('reset_token', issued) };
     },
   );
 }

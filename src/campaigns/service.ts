@@ -14,7 +14,7 @@ import { AppError, badRequest, conflict, notFound } from '../platform/errors.ts'
 import type { Principal } from '../organisations/service.ts';
 import { audienceFor, eventFor } from '../audience/service.ts';
 import { createView, resolveTarget, targetContactsPage, targetIdsPage } from '../audience/grid-service.ts';
-import { templateFor } from '../mail/template-service.ts';
+import { compiledVersion, templateFor } from '../mail/template-service.ts';
 import * as sending from '../sending/service.ts';
 import { DEFAULT_EVERY_MINUTES, nextRun, PENDING_STATUSES, progressOf, sendAtProblem, transition, type CampaignAction } from './rules.ts';
 import * as store from './store.ts';
@@ -84,6 +84,11 @@ export async function createCampaign(ctx: AppContext, p: Principal, audienceId: 
     if (deadline.getTime() <= (sendAt ?? ctx.now()).getTime()) throw badRequest('invalid_deadline', 'the deadline must be after the send time: people need time to answer');
     if (t.category !== 'marketing') throw badRequest('repermission_template', 're-permission asks for marketing consent: use a marketing template (POST .../templates/from-builtin with re_permission gives a ready one)');
     if (input.every_minutes || input.recurring) throw badRequest('repermission_recurring', 'a re-permission campaign is sent once');
+  }
+  // A re-permission campaign's NO link is its way out; any other marketing mail needs its unsubscribe link
+  // (templates are checked when saved, but a NO link alone passes there for the re-permission campaigns).
+  if (t.category === 'marketing' && !input.repermission && !(await compiledVersion(t.id, t.version, t)).hasUnsubscribeLink) {
+    throw badRequest('unsubscribe_link_missing', 'a marketing campaign needs an unsubscribe link in its template: put [UNSUBLINK] (or {{ unsubscribe_url }}) in the body; a NO link is enough only for a re-permission campaign');
   }
   if (t.category === 'transactional') {
     throw badRequest('transactional_campaign', 'transactional mail goes to the person whose action caused it, one at a time: send it with POST /v1/messages, not as a campaign');

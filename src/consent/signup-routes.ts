@@ -73,7 +73,11 @@ export async function signupRoutes(app: App, ctx: AppContext) {
     // Opening the link confirms nothing (mail scanners open links): a valid one shows the button that does.
     scope.get('/f/:formId/confirm/:token', { schema: { hide: true, params: LinkParams } }, async (req, reply) => {
       const r = wellFormed(req.params.token) ? await svc.checkConfirmation(ctx, req.params.formId, req.params.token) : ({ status: 'invalid' } as const);
-      if (r.status === 'pending') return html(reply, 200, confirmPage(r.form.language, r.form, `/f/${r.form.id}/confirm/${encodeURIComponent(req.params.token)}`));
+      if (r.status === 'pending') {
+        // The button posts to the link itself, under the public URL as the link is (it may carry a path prefix).
+        const self = `${ctx.config.publicUrl.replace(/\/+$/, '')}/f/${r.form.id}/confirm/${encodeURIComponent(req.params.token)}`;
+        return html(reply, 200, confirmPage(r.form.language, r.form, self));
+      }
       const f = r.status === 'already_confirmed' ? r.form : await svc.publicForm(ctx, req.params.formId);
       const lang = f?.language ?? 'en';
       if (r.status === 'invalid') return html(reply, 404, messagePage(lang, 'invalid'));
