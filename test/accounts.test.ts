@@ -60,6 +60,8 @@ beforeAll(async () => {
   site = e.body.key;
   const v = await t.request('POST', '/v1/api-keys', { token: org.ownerToken, body: { name: 'viewer', role: 'viewer' } });
   viewer = v.body.key;
+  // The organiser's site, whose pages may take the tokens (ENVOI_ACCOUNT_PAGE_ORIGINS).
+  t.envoi.ctx.config.accountPageOrigins = ['https://site.example'];
 });
 afterAll(async () => t?.close());
 
@@ -481,6 +483,14 @@ describe('account emails', () => {
     const bad = await call('POST', accounts(), { body: { email, password: newPassword(), page_url: 'javascript:alert(1)' } });
     expectStatus(bad, 400);
     expect(bad.body.error.code).toBe('invalid_url');
+    // A page on an origin the operator did not list: a key holder cannot have the tokens sent to a server of theirs.
+    for (const page_url of ['https://attacker.example/steal', 'http://site.example/account', 'https://site.example.attacker.example/x']) {
+      const elsewhere = await call('POST', accounts(), { body: { email, password: newPassword(), page_url } });
+      expectStatus(elsewhere, 400);
+      expect(elsewhere.body.error.code).toBe('page_url_not_allowed');
+      const reset = await call('POST', `${accounts()}/password-reset-request`, { body: { email: s.email, page_url } });
+      expectStatus(reset, 400);
+    }
     // Nothing was created: the same email signs up afresh (a second account would be a 409).
     expectStatus(await call('POST', accounts(), { body: { email, password: newPassword() } }), 201);
   });

@@ -19,12 +19,26 @@ const AudienceParams = Type.Object({ audienceId: Id });
 const ContactParams = Type.Object({ audienceId: Id, contactId: Id });
 const body = <P extends Parameters<typeof Type.Object>[0]>(props: P) => Type.Object(props, { additionalProperties: false });
 const PageUrl = (what: string) =>
-  Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: `the page of your site that takes the ${what} token: the emailed link is this page with \`?token=...\` added; without it, the link opens envoi's own ${what} page` }));
+  Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: `the page of your site that takes the ${what} token, on an origin listed in ENVOI_ACCOUNT_PAGE_ORIGINS: the emailed link is this page with \`?token=...\` added; without it, the link opens envoi's own ${what} page` }));
 const Language = Type.Optional(Type.String({ minLength: 2, maxLength: 35, description: 'language of the email and of envoi\'s page (fr, en)' }));
 
-/** Refused before anything is written: a sign-up must not create the account and then fail on its link. */
-function checkPageUrl(raw: string | undefined): string | undefined {
-  if (raw !== undefined) accountPageUrl(raw);
+/**
+ * The caller's page for the token, on an origin the operator listed (ENVOI_ACCOUNT_PAGE_ORIGINS): a
+ * link to anywhere would let any editor key send real reset links that deliver the token to a
+ * server of its own. Refused before anything is written: a sign-up must not create the account and
+ * then fail on its link.
+ */
+function checkPageUrl(ctx: AppContext, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const url = accountPageUrl(raw);
+  if (!ctx.config.accountPageOrigins.includes(url.origin)) {
+    throw badRequest(
+      'page_url_not_allowed',
+      ctx.config.accountPageOrigins.length
+        ? `page_url must be on one of the origins set in ENVOI_ACCOUNT_PAGE_ORIGINS (${ctx.config.accountPageOrigins.join(', ')}), not ${url.origin}`
+        : `page_url ${url.origin} is not allowed: list your site's origin in ENVOI_ACCOUNT_PAGE_ORIGINS, or leave page_url out and the email links to envoi's own page`,
+    );
+  }
   return raw;
 }
 
@@ -65,7 +79,7 @@ export function accountRoutes(app: App, ctx: AppContext) {
     async (req, reply) => {
       const p = requireRole(req, 'editor');
       const { page_url, language, ...input } = req.body;
-      const pageUrl = checkPageUrl(page_url);
+      const pageUrl = checkPageUrl(ctx, page_url);
       const r = await svc.signUp(ctx, p, req.params.audienceId, input);
       const sent = await mailLink(req, p, req.params.audienceId, r.confirmToken, pageUrl, language);
       reply.status(201);
@@ -113,7 +127,7 @@ export function accountRoutes(app: App, ctx: AppContext) {
     },
     async (req, reply) => {
       const p = requireRole(req, 'editor');
-      const pageUrl = checkPageUrl(req.body.page_url);
+      const pageUrl = checkPageUrl(ctx, req.body.page_url);
       const issued = await svc.requestPasswordReset(ctx, p, req.params.audienceId, req.body.email);
       // The same answer whether or not the email has an account: no word on whether a mail went.
       if (issued) await mailLink(req, p, req.params.audienceId, issued, pageUrl, req.body.language);
@@ -144,7 +158,7 @@ export function accountRoutes(app: App, ctx: AppContext) {
       if (unknown.length) throw badRequest('invalid_request', `body: unknown property ${JSON.stringify(unknown[0])}; expected page_url, language`);
       if (given.page_url !== undefined && (typeof given.page_url !== 'string' || given.page_url.length > 2000)) throw badRequest('invalid_request', 'body/page_url: must be a URL');
       if (given.language !== undefined && (typeof given.language !== 'string' || given.language.length < 2 || given.language.length > 35)) throw badRequest('invalid_request', 'body/language: must be a language tag like fr or en');
-      const pageUrl = checkPageUrl(given.page_url as string | undefined);
+      const pageUrl = checkPageUrl(ctx, given.page_url as string | undefined);
       const issued = await svc.organiserPasswordReset(ctx, p, req.params.audienceId, req.params.contactId);
       const language = given.language as string | undefined;
       const sent = await mailLink(req, p, req.params.audienceId, issued, pageUrl, language);

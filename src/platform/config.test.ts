@@ -19,4 +19,12 @@ describe('configuration', () => {
     expect(loadConfig({ ENVOI_WEBHOOK_PRIVATE_NETWORKS: 'deny' }).webhookPrivateNetworks).toBe(false);
     expect(() => loadConfig({ ENVOI_WEBHOOK_PRIVATE_NETWORKS: 'sometimes' })).toThrow(/allow or deny/);
   });
+
+  it('lets account tokens go only to the listed origins', () => {
+    expect(loadConfig({}).accountPageOrigins).toEqual([]);
+    expect(loadConfig({ ENVOI_ACCOUNT_PAGE_ORIGINS: 'https://site.example, https://shop.example:8443/' }).accountPageOrigins).toEqual(['https://site.example', 'https://shop.example:8443']);
+    for (const bad of ['site.example', 'https://site.example/account', 'ftp://site.example', 'https://']) {
+      expect(() => loadConfig({ ENVOI_ACCOUNT_PAGE_ORIGINS: bad }), bad).toThrow(/ENVOI_ACCOUNT_PAGE_ORIGINS/);
+    }
+  });
 });

@@ -26,6 +26,12 @@ export interface Config {
   trustProxy: boolean | string;
   /** Whether webhooks may go to private, loopback and reserved addresses (a receiver beside envoi); otherwise public addresses only. */
   webhookPrivateNetworks: boolean;
+  /**
+   * Origins (https://site.example) whose pages may take account tokens: the `page_url` of the account
+   * API must be on one of them, or a holder of an editor key could have reset links sent to a server
+   * of theirs. Empty: the account emails link to envoi's own pages only.
+   */
+  accountPageOrigins: string[];
   /** Bearer token GET /metrics requires; null: /metrics is open to whoever reaches the server. */
   metricsToken: string | null;
   /** SMTP relay (`smtp://user:pass@host:port`, `smtps://...`); null: the development outbox keeps every message in the database. */
@@ -134,6 +140,18 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
   const trustProxy = parseTrustProxy(pick('ENVOI_TRUST_PROXY', 'trustProxy'), problems);
   const privateNetworks = pick('ENVOI_WEBHOOK_PRIVATE_NETWORKS', 'webhookPrivateNetworks') ?? 'deny';
   if (privateNetworks !== 'allow' && privateNetworks !== 'deny') problems.push(`ENVOI_WEBHOOK_PRIVATE_NETWORKS must be allow or deny, got "${privateNetworks}"`);
+  const accountPageOrigins: string[] = [];
+  for (const raw of (pick('ENVOI_ACCOUNT_PAGE_ORIGINS', 'accountPageOrigins') ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    let u: URL | null = null;
+    try {
+      u = new URL(raw);
+    } catch {
+      /* reported below */
+    }
+    if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:') || u.origin !== raw.replace(/\/+$/, '')) {
+      problems.push(`ENVOI_ACCOUNT_PAGE_ORIGINS must list origins like https://site.example (scheme and host, no path), not "${raw}"`);
+    } else accountPageOrigins.push(u.origin);
+  }
   const logLevel = (pick('LOG_LEVEL', 'logLevel') ?? 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
 
@@ -154,6 +172,7 @@ export function loadConfig(env: Source = process.env, cwd = process.cwd()): Conf
     trustProxy,
     webhookPrivateNetworks: privateNetworks === 'allow',
     metricsToken,
+    accountPageOrigins,
     ...mailConfig(pick, int, publicUrl, host, cwd, problems),
   };
   if (problems.length) throw new ConfigError(problems);
