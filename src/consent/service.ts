@@ -138,13 +138,13 @@ export interface ExclusionInput {
   reason?: string | null;
 }
 
-/** Adds addresses to the exclusion list; every bad address is reported, none is added then. */
 /** A rejected address as the message shows it: in quotes, control characters escaped, a long one cut. */
 function quoted(value: unknown): string {
   const text = typeof value === 'string' ? value : String(value);
   return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
 }
 
+/** Adds addresses to the exclusion list; every bad address is reported, none is added then. */
 export async function addExclusions(ctx: AppContext, p: Principal, items: ExclusionInput[], source: string) {
   const problems: string[] = [];
   const rows = items.map((it, i) => {
@@ -236,17 +236,17 @@ export async function proofRows(ctx: AppContext, p: Principal, audienceId: strin
 
 export const MAX_EXCLUSION_IMPORT_BYTES = 20 * 1024 * 1024;
 
-/**
- * Adds the addresses of a CSV file (a column named email, optionally reason) to the exclusion list,
- * read as a stream: good rows are kept, each bad one is reported with its line number.
- */
-/** The file, whole (the route keeps the size limit): UTF-8, or UTF-16 with its byte order mark, as the contacts import takes it. */
 /** csv-parse's message without the file's own bytes it may quote (control characters escaped, kept short). */
 function csvParseProblem(err: Error): string {
   const message = err.message.replace(/[\u0000-\u001f\u007f-\u009f\uFFFD]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return message.length > 300 ? `${message.slice(0, 300)}…` : message;
 }
 
+/**
+ * Adds the addresses of a CSV file (a column named email, optionally reason) to the exclusion list:
+ * the file whole (the route keeps the size limit), UTF-8 or UTF-16 with its byte order mark as the
+ * contacts import takes it; good rows are kept, each bad one is reported with its line number.
+ */
 export async function importExclusions(ctx: AppContext, p: Principal, file: Uint8Array) {
   const text = csvText(file);
   const parser = parse({ bom: true, columns: (h: string[]) => h.map((x) => x.trim().toLowerCase()), skip_empty_lines: true, relax_column_count: true, info: true, trim: true });

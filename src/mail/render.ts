@@ -624,16 +624,13 @@ class EventDate extends Date {
     super(value);
   }
   override toString(): string {
-    let f = wallClocks.get(this.zone);
+    // An unknown zone: UTC, as the date filter does.
+    const zone = isTimeZone(this.zone) ? this.zone : 'UTC';
+    let f = wallClocks.get(zone);
     if (!f) {
-      const options = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' } as const;
-      try {
-        f = new Intl.DateTimeFormat('en-CA', { ...options, timeZone: this.zone });
-      } catch {
-        // An unknown zone: UTC, as the date filter does.
-        f = new Intl.DateTimeFormat('en-CA', { ...options, timeZone: 'UTC' });
-      }
-      wallClocks.set(this.zone, f);
+      f = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone: zone });
+      // Known IANA zones only: a few hundred at most.
+      wallClocks.set(zone, f);
     }
     return f.format(this).replace(', ', ' ');
   }

@@ -191,7 +191,6 @@ export function callerToken(req: FastifyRequest): { token: string; from: 'bearer
   return null;
 }
 
-/** The caller, who must hold at least `role`; 401 when anonymous, 403 when the role is too low. */
 /**
  * The idempotency key of a request: the Idempotency-Key header or `idempotency_key` in the body.
  * A header longer than the body's 255 characters is refused, not cut (two keys sharing their first
@@ -207,6 +206,7 @@ export function idempotencyKey(req: FastifyRequest, fromBody: string | undefined
   return header;
 }
 
+/** The caller, who must hold at least `role`; 401 when anonymous, 403 when the role is too low. */
 export function requireRole(req: FastifyRequest, role: Role = 'viewer'): Principal {
   const p = req.principal;
   if (!p) throw unauthorized();

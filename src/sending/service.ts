@@ -568,9 +568,9 @@ export async function enqueueBatch(ctx: AppContext, msg: BulkMessage, contactIds
   return enqueueContacts(ctx, msg, await contactsForSending(ctx.db, msg.orgId, [...new Set(contactIds)]), opts);
 }
 
-/** enqueueBatch for contacts already read (a campaign's page of its target, targetContactsPage); those of another audience are left out. */
 /**
- * `onlyIfAllowed`: contacts written only when the policy now allows them (a recurring campaign's
+ * enqueueBatch for contacts already read (a campaign's page of its target, targetContactsPage); those
+ * of another audience are left out. `onlyIfAllowed`: contacts written only when the policy now allows them (a recurring campaign's
  * contacts that an earlier run blocked: one who has consented since gets this run, the others are
  * not blocked again on every run).
  */
@@ -663,9 +663,10 @@ export async function dryRun(ctx: AppContext, p: Principal, audienceId: string, 
   return dryRunPages(ctx, p, audienceId, input.template_id, input.origin ?? 'campaign', pages());
 }
 
-/** The policy counts of a prospective send to the contacts of `pages`, a page at a time; nothing is written. */
 /** How many skipped recipients a dry run names per rule. */
 export const DRY_RUN_SAMPLE = 20;
+
+/** The policy counts of a prospective send to the contacts of `pages`, a page at a time, and the first skipped of each rule; nothing is written. */
 
 export async function dryRunPages(
   ctx: AppContext,

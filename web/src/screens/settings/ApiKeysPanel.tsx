@@ -137,8 +137,6 @@ export function ApiKeysPanel() {
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
   const list = useQuery({ queryKey: keys.apiKeys, queryFn: async () => (await get<{ api_keys: ApiKey[] }>('/v1/api-keys')).api_keys });
   const audienceName = (id: string) => audiences.data?.find((a) => a.id === id)?.name ?? t('set.keys.unknownAudience');
-  // The API has a last-use time for keys but does not record it yet: the column shows once a key has one.
-  const showLastUsed = (list.data ?? []).some((k) => k.last_used_at);
   // Active keys first, newest first within each.
   const rows = [...(list.data ?? [])].sort((a, b) => Number(Boolean(a.revoked_at)) - Number(Boolean(b.revoked_at)) || b.created_at.localeCompare(a.created_at));
   return (
@@ -163,7 +161,7 @@ export function ApiKeysPanel() {
                 <th scope="col">{t('set.keys.audiences')}</th>
                 <th scope="col">{t('set.keys.rate')}</th>
                 <th scope="col">{t('set.created')}</th>
-                {showLastUsed && <th scope="col">{t('set.keys.lastUsed')}</th>}
+                <th scope="col">{t('set.keys.lastUsed')}</th>
                 <th scope="col">{t('set.keys.status')}</th>
                 <th scope="col">
                   <span className="visually-hidden">{t('common.actions')}</span>
@@ -195,7 +193,7 @@ export function ApiKeysPanel() {
                   </td>
                   <td>{t('set.keys.perMinute', { n: fmt.number(k.rate_limit_per_minute) })}</td>
                   <td>{fmt.dateTime(k.created_at)}</td>
-                  {showLastUsed && <td>{k.last_used_at ? fmt.dateTime(k.last_used_at) : t('set.keys.never')}</td>}
+                  <td>{k.last_used_at ? fmt.dateTime(k.last_used_at) : t('set.keys.never')}</td>
                   <td>{k.revoked_at ? t('set.keys.revokedOn', { at: fmt.dateTime(k.revoked_at) }) : t('set.keys.active')}</td>
                   <td>
                     {!k.revoked_at && (
