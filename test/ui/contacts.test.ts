@@ -209,7 +209,7 @@ describe('the contacts grid in chromium', () => {
     await page.getByRole('menuitem', { name: 'Unlock' }).click();
     const dialog = page.getByRole('dialog', { name: 'Unlock the accounts' });
     await dialog.getByRole('button', { name: 'Unlock the accounts' }).click();
-    await dialog.getByText('1 accounts unlocked.').waitFor();
+    await dialog.getByText('1 account unlocked.').waitFor();
     await dialog.getByRole('button', { name: 'Close' }).last().click();
     await row('locked@example.com').getByRole('img', { name: 'Account not locked' }).waitFor();
     const c = await contactByEmail('locked@example.com');
@@ -248,7 +248,7 @@ describe('the contacts grid in chromium', () => {
     await page.getByRole('menuitem', { name: 'Delete the contact (one at a time)' }).click();
     const dialog = page.getByRole('dialog', { name: 'Delete this contact?' });
     await dialog.getByText('Grace Hopper (grace@example.com) will be erased from the whole audience:').waitFor();
-    await dialog.getByText('its participation in 1 events:').waitFor();
+    await dialog.getByText('its participation in 1 event:').waitFor();
     await dialog.getByRole('listitem').filter({ hasText: /^Paris day$/ }).waitFor();
     await dialog.getByText('no membership of any community').waitFor();
     await dialog.getByText('no account', { exact: true }).waitFor();
